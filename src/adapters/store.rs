@@ -1,0 +1,129 @@
+//! The host key-value store (`wasi:keyvalue`), and the layout of what this
+//! component keeps in it. See the README's "Key layout".
+
+use serde::{Deserialize, Serialize};
+
+use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
+use crate::bindings::wasi::keyvalue::store::{self, Bucket};
+use crate::domain::{MergeRequest, MergeRequestId, OtpLedger};
+
+/// The store label declared in `spin.toml`.
+const STORE_LABEL: &str = "default";
+/// Writers that lose a compare-and-swap re-read and re-decide; past this many
+/// losses in a row the store is treated as unavailable rather than spun on.
+const MAX_CAS_ROUNDS: usize = 8;
+/// The format of [`MergeRequestRecord`]; bumped when its shape changes.
+pub const RECORD_VERSION: u32 = 1;
+
+/// Everything about one merge request under one key, so that every change to
+/// it, codes and counters included, is a single compare-and-swap on a key
+/// that already exists (Spin's SQLite store cannot race on absent keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRequestRecord {
+    pub version: u32,
+    pub merge_request: MergeRequest,
+    #[serde(default)]
+    pub otp: OtpLedger,
+}
+
+#[derive(Debug)]
+pub struct StorageUnavailable;
+
+/// Why [`Store::update`] did not write.
+#[derive(Debug)]
+pub enum UpdateError<E> {
+    NotFound,
+    Refused(E),
+    Storage,
+}
+
+impl<E> From<StorageUnavailable> for UpdateError<E> {
+    fn from(_: StorageUnavailable) -> Self {
+        Self::Storage
+    }
+}
+
+pub struct Store {
+    bucket: Bucket,
+}
+
+pub fn merge_request_key(id: MergeRequestId) -> String {
+    format!("merge_request:{id}")
+}
+
+pub fn phone_sends_key(phone_digest: &str, utc_date: &str) -> String {
+    format!("sends_per_phone:{phone_digest}:{utc_date}")
+}
+
+impl Store {
+    pub fn open() -> Result<Self, StorageUnavailable> {
+        let bucket = store::open(STORE_LABEL).map_err(log_error)?;
+        Ok(Self { bucket })
+    }
+
+    /// Reads a merge request's record, lets `change` decide on it, and writes
+    /// the result with compare-and-swap. When another request wrote in
+    /// between, `change` runs again on what that request wrote, so it never
+    /// decides on stale state. `change` refusing means nothing is written.
+    pub fn update<T, E>(
+        &self,
+        id: MergeRequestId,
+        mut change: impl FnMut(&mut MergeRequestRecord) -> Result<T, E>,
+    ) -> Result<T, UpdateError<E>> {
+        let key = merge_request_key(id);
+        let mut cas = Cas::new(&self.bucket, &key).map_err(log_error)?;
+        for _ in 0..MAX_CAS_ROUNDS {
+            let Some(bytes) = cas.current().map_err(log_error)? else {
+                return Err(UpdateError::NotFound);
+            };
+            let mut record: MergeRequestRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"level": "error", "message": "unreadable record", "key": key, "error": e.to_string()})
+                );
+                StorageUnavailable
+            })?;
+            if record.version != RECORD_VERSION {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"level": "error", "message": "record of an unknown format version", "key": key, "version": record.version})
+                );
+                return Err(UpdateError::Storage);
+            }
+            let outcome = change(&mut record).map_err(UpdateError::Refused)?;
+            let updated = serde_json::to_vec(&record).map_err(|_| StorageUnavailable)?;
+            match atomics::swap(cas, &updated) {
+                Ok(()) => return Ok(outcome),
+                Err(CasError::CasFailed(newer)) => cas = newer,
+                Err(CasError::StoreError(e)) => return Err(log_error(e).into()),
+            }
+        }
+        Err(UpdateError::Storage)
+    }
+
+    /// Reads a counter kept with [`Store::increment`] without writing.
+    pub fn counter(&self, key: &str) -> Result<i64, StorageUnavailable> {
+        match self.bucket.get(key).map_err(log_error)? {
+            None => Ok(0),
+            Some(bytes) => Ok(i64::from_le_bytes(bytes.try_into().map_err(|_| StorageUnavailable)?)),
+        }
+    }
+
+    /// Atomic add; counters are little-endian `i64`, the format Spin's stores use.
+    pub fn increment(&self, key: &str, delta: i64) -> Result<i64, StorageUnavailable> {
+        atomics::increment(&self.bucket, key, delta).map_err(log_error)
+    }
+}
+
+fn log_error(error: store::Error) -> StorageUnavailable {
+    let detail = match error {
+        store::Error::NoSuchStore => "no such store".to_owned(),
+        store::Error::AccessDenied => "access denied".to_owned(),
+        store::Error::Other(detail) => detail,
+    };
+    eprintln!(
+        "{}",
+        serde_json::json!({"level": "error", "message": "key-value store failed", "error": detail})
+    );
+    StorageUnavailable
+}

@@ -1,0 +1,19 @@
+//! The rules of merge requests and their codes: plain Rust, no host calls,
+//! so every rule is testable natively.
+
+mod ids;
+mod merge_request;
+mod otp_code;
+mod phone_number;
+mod time;
+mod verification;
+
+pub use ids::{MergeRequestId, VerificationId};
+pub use merge_request::{AuthenticationMethod, MergeRequest, MergeRequestStatus, NotResendable};
+pub use otp_code::{hex, CodeHash, CodeLength, OtpCode};
+pub use phone_number::PhoneNumber;
+pub use time::Timestamp;
+pub use verification::{
+    check_phone_daily, LimitReached, OtpLedger, PendingSend, ReservationLost, SendLimits, Verification,
+    VerificationStatus,
+};

@@ -1,0 +1,260 @@
+//! A small Spin-compatible host for this project's component: it reads
+//! `spin.toml`, then serves the built `.wasm` over HTTP with what Spin gives a
+//! component — `wasi:http` in and out (outbound only to the manifest's
+//! `allowed_outbound_hosts`), a key-value store shared by all requests with
+//! working atomics, and variables through `wasi:config`.
+
+pub mod kv;
+pub mod manifest;
+mod outbound;
+mod variables;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Result, anyhow};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::p3::{WasiHttpCtxView, WasiHttpView};
+
+pub use kv::KeyValue;
+pub use manifest::ComponentSpec;
+use outbound::OutboundPolicy;
+
+/// What one request's component instance owns.
+struct InstanceState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundPolicy,
+    variables: variables::Variables,
+    key_value: Arc<KeyValue>,
+    key_value_labels: Arc<[String]>,
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { hooks: &mut self.outbound, table: &mut self.table, ctx: &mut self.http }
+    }
+}
+
+/// Where the component's log lines go: kept for tests to read, and echoed to
+/// the host's own stdout when serving for people.
+#[derive(Default)]
+pub struct Logs {
+    lines: Mutex<Vec<String>>,
+    echo: bool,
+}
+
+impl Logs {
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn append(&self, output: &[u8]) {
+        let text = String::from_utf8_lossy(output);
+        let mut lines = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        for line in text.lines() {
+            if self.echo {
+                println!("{line}");
+            }
+            lines.push(line.to_owned());
+        }
+    }
+}
+
+/// A loaded application: the compiled component and its shared state.
+pub struct App {
+    engine: Engine,
+    pre: ServicePre<InstanceState>,
+    spec: ComponentSpec,
+    variables: Arc<HashMap<String, String>>,
+    key_value: Arc<KeyValue>,
+    key_value_labels: Arc<[String]>,
+    logs: Arc<Logs>,
+}
+
+/// How to load an app.
+pub struct AppOptions {
+    pub manifest: PathBuf,
+    /// The component to run instead of the manifest's `source` (tests build
+    /// their own copy).
+    pub wasm: Option<PathBuf>,
+    /// Variable values, as Spin takes them from `SPIN_VARIABLE_<NAME>`.
+    pub variables: HashMap<String, String>,
+    pub echo_logs: bool,
+}
+
+/// `SPIN_VARIABLE_<NAME>` environment variables, as Spin reads them.
+pub fn variables_from_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter_map(|(name, value)| {
+            let name = name.strip_prefix("SPIN_VARIABLE_")?;
+            Some((name.to_ascii_lowercase(), value))
+        })
+        .collect()
+}
+
+impl App {
+    pub fn load(options: AppOptions) -> Result<Self> {
+        let spec = ComponentSpec::load(&options.manifest, &options.variables)?;
+        let mut config = Config::new();
+        config.wasm_component_model_async(true);
+        let engine = Engine::new(&config)?;
+        let wasm = options.wasm.clone().unwrap_or_else(|| spec.source.clone());
+        let component = Component::from_file(&engine, &wasm)
+            .map_err(|e| anyhow!("loading the component {}: {e:?}", wasm.display()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+        variables::add_to_linker(&mut linker, |state: &mut InstanceState| &mut state.variables)?;
+        kv::add_to_linker(&mut linker, |state: &mut InstanceState| kv::KeyValueView {
+            table: &mut state.table,
+            data: &state.key_value,
+            allowed_labels: &state.key_value_labels,
+        })?;
+        let pre = ServicePre::new(linker.instantiate_pre(&component)?)?;
+        let variables = Arc::new(spec.variables.clone());
+        Ok(Self {
+            engine,
+            pre,
+            key_value_labels: spec.key_value_stores.clone().into(),
+            spec,
+            variables,
+            key_value: Arc::default(),
+            logs: Arc::new(Logs { echo: options.echo_logs, ..Logs::default() }),
+        })
+    }
+
+    pub fn key_value(&self) -> &KeyValue {
+        &self.key_value
+    }
+
+    pub fn logs(&self) -> &Logs {
+        &self.logs
+    }
+
+    pub fn spec(&self) -> &ComponentSpec {
+        &self.spec
+    }
+
+    /// Runs one request through a fresh instance, as Spin does.
+    pub async fn handle(&self, request: http::Request<Bytes>, full_url: String) -> Result<http::Response<Bytes>> {
+        let output = MemoryOutputPipe::new(1 << 20);
+        let mut store = Store::new(
+            &self.engine,
+            InstanceState {
+                table: ResourceTable::new(),
+                wasi: WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build(),
+                http: WasiHttpCtx::new(),
+                outbound: OutboundPolicy::new(self.spec.allowed_outbound_hosts.clone()),
+                variables: variables::Variables(self.variables.clone()),
+                key_value: self.key_value.clone(),
+                key_value_labels: self.key_value_labels.clone(),
+            },
+        );
+        let (mut parts, body) = request.into_parts();
+        parts.headers.insert("spin-full-url", full_url.parse()?);
+        let request = http::Request::from_parts(parts, Full::new(body));
+        let (request, request_io) = wasmtime_wasi_http::p3::Request::from_http(request);
+        let service = self.pre.instantiate_async(&mut store).await?;
+        let result = store
+            .run_concurrent(async |accessor| {
+                let response = async {
+                    let response = service.handle(accessor, request).await??;
+                    let response = accessor.with(|access| response.into_http(access, async { Ok(()) }))?;
+                    let (parts, body) = response.into_parts();
+                    let body = body.collect().await.map_err(|e| anyhow!("response body: {e:?}"))?.to_bytes();
+                    anyhow::Ok(http::Response::from_parts(parts, body))
+                };
+                let (response, ()) = tokio::try_join!(response, async {
+                    request_io.await.map_err(|e| anyhow!("request body: {e:?}"))
+                })?;
+                anyhow::Ok(response)
+            })
+            .await;
+        self.logs.append(&output.contents());
+        result?
+    }
+
+    /// Serves the app over HTTP/1.1 until the listener fails.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            let app = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| {
+                    let app = app.clone();
+                    async move { app.answer(request, peer).await }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn answer(
+        &self,
+        request: hyper::Request<hyper::body::Incoming>,
+        _peer: SocketAddr,
+    ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_owned();
+        let full_url = format!(
+            "http://{host}{}",
+            request.uri().path_and_query().map_or("/", |pq| pq.as_str())
+        );
+        let (parts, body) = request.into_parts();
+        let outcome = match body.collect().await {
+            Ok(body) => self.handle(http::Request::from_parts(parts, body.to_bytes()), full_url).await,
+            Err(error) => Err(anyhow!("reading the request: {error}")),
+        };
+        Ok(match outcome {
+            Ok(response) => response.map(Full::new),
+            Err(error) => {
+                // What Spin does when a component traps: a bare 500, and the
+                // error in the host's log. The suite treats any of these as a bug.
+                eprintln!("component failed: {error:?}");
+                let mut response = hyper::Response::new(Full::new(Bytes::new()));
+                *response.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                response
+            }
+        })
+    }
+}
+
+/// Loads the app at `manifest` and serves it on `listen`.
+pub async fn run(manifest: &Path, wasm: Option<PathBuf>, listen: SocketAddr) -> Result<()> {
+    let app = Arc::new(App::load(AppOptions {
+        manifest: manifest.to_owned(),
+        wasm,
+        variables: variables_from_env(),
+        echo_logs: true,
+    })?);
+    let listener = TcpListener::bind(listen).await?;
+    eprintln!("Serving http://{}", listener.local_addr()?);
+    app.serve(listener).await
+}
