@@ -10,11 +10,11 @@ use sha2::Sha256;
 
 use crate::adapters::settings::Settings;
 use crate::adapters::sms::{SmsClient, SmsError, SmsMessage};
-use crate::adapters::store::{phone_sends_key, Store, StorageUnavailable, UpdateError};
+use crate::adapters::store::{StorageUnavailable, Store, UpdateError, phone_sends_key};
 use crate::adapters::{clock, random};
 use crate::domain::{
-    check_phone_daily, hex, LimitReached, MergeRequestId, NotResendable, OtpCode, PendingSend,
-    PhoneNumber, ReservationLost, Verification, VerificationId,
+    LimitReached, MergeRequestId, NotResendable, OtpCode, PendingSend, PhoneNumber,
+    ReservationLost, Verification, VerificationId, check_phone_daily, hex,
 };
 
 pub struct Resent {
@@ -72,12 +72,22 @@ pub async fn resend_otp(
             if !merge_request.is_owned_by(legal_entity_id) {
                 return Err(Refusal::NotOwned);
             }
-            let phone = merge_request.otp_recipient().map_err(Refusal::NotResendable)?.clone();
-            record.otp.check_limits(now, &settings.limits).map_err(Refusal::Limit)?;
+            let phone = merge_request
+                .otp_recipient()
+                .map_err(Refusal::NotResendable)?
+                .clone();
+            record
+                .otp
+                .check_limits(now, &settings.limits)
+                .map_err(Refusal::Limit)?;
             phone_key = phone_sends_key(&phone_digest(settings, &phone), &now.utc_date());
             let sent_today = store.counter(&phone_key).map_err(|_| Refusal::Storage)?;
-            check_phone_daily(u64::try_from(sent_today).unwrap_or(0), now, &settings.limits)
-                .map_err(Refusal::Limit)?;
+            check_phone_daily(
+                u64::try_from(sent_today).unwrap_or(0),
+                now,
+                &settings.limits,
+            )
+            .map_err(Refusal::Limit)?;
             let reservation = record
                 .otp
                 .reserve(verification_id, now, &settings.limits)
@@ -85,7 +95,9 @@ pub async fn resend_otp(
             Ok((reservation, phone))
         })
         .map_err(|e| match e {
-            UpdateError::NotFound | UpdateError::Refused(Refusal::NotOwned) => ResendError::NotFound,
+            UpdateError::NotFound | UpdateError::Refused(Refusal::NotOwned) => {
+                ResendError::NotFound
+            }
             UpdateError::Refused(Refusal::NotResendable(why)) => ResendError::NotResendable(why),
             UpdateError::Refused(Refusal::Limit(limit)) => ResendError::Limit(limit),
             UpdateError::Refused(Refusal::Storage) | UpdateError::Storage => ResendError::Storage,
@@ -100,7 +112,11 @@ pub async fn resend_otp(
             return Err(ResendError::Storage);
         }
     };
-    if let Err(limit) = check_phone_daily(u64::try_from(sent_today - 1).unwrap_or(0), now, &settings.limits) {
+    if let Err(limit) = check_phone_daily(
+        u64::try_from(sent_today - 1).unwrap_or(0),
+        now,
+        &settings.limits,
+    ) {
         // Another merge request on the same phone took the last send of the day
         // between our read and our increment.
         give_back(&store, id, &reservation, &phone_key);
@@ -146,7 +162,8 @@ pub async fn resend_otp(
 
 /// The phone's identity in key names: keyed, so the store holds no numbers.
 fn phone_digest(settings: &Settings, phone: &PhoneNumber) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(&settings.otp_hash_key).expect("HMAC takes keys of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&settings.otp_hash_key)
+        .expect("HMAC takes keys of any length");
     mac.update(b"phone:");
     mac.update(phone.as_str().as_bytes());
     hex(&mac.finalize().into_bytes()[..16])

@@ -61,8 +61,8 @@ const DEVELOPMENT_HASH_KEY: &[u8] = b"development only: set otp_hash_key";
 impl Settings {
     /// Reads every variable in one host call.
     pub fn load() -> Result<Self, SettingsError> {
-        let variables = config::get_all()
-            .map_err(|_| SettingsError("variables are unavailable".into()))?;
+        let variables =
+            config::get_all().map_err(|_| SettingsError("variables are unavailable".into()))?;
         Self::parse(&variables.into_iter().collect())
     }
 
@@ -72,11 +72,19 @@ impl Settings {
             "log" => SmsProvider::Log,
             "http" => SmsProvider::Http,
             "twilio" => SmsProvider::Twilio,
-            _ => return Err(SettingsError("sms_provider must be log, http or twilio".into())),
+            _ => {
+                return Err(SettingsError(
+                    "sms_provider must be log, http or twilio".into(),
+                ));
+            }
         };
         let otp_hash_key = match (v.text("otp_hash_key")?, provider) {
             ("", SmsProvider::Log) => DEVELOPMENT_HASH_KEY.to_vec(),
-            ("", _) => return Err(SettingsError("otp_hash_key must be set with a real SMS provider".into())),
+            ("", _) => {
+                return Err(SettingsError(
+                    "otp_hash_key must be set with a real SMS provider".into(),
+                ));
+            }
             (key, _) => key.as_bytes().to_vec(),
         };
         let sms_template = v.text("sms_template")?.to_owned();
@@ -94,7 +102,11 @@ impl Settings {
             limits: SendLimits {
                 cooldown_seconds: v.number("otp_resend_cooldown_seconds", 0, 86_400)?,
                 max_sends: v.number("otp_max_sends", 1, 1_000)? as u32,
-                max_sends_per_phone_per_day: v.number("otp_max_sends_per_phone_per_day", 1, 100_000)?,
+                max_sends_per_phone_per_day: v.number(
+                    "otp_max_sends_per_phone_per_day",
+                    1,
+                    100_000,
+                )?,
                 // Both gateways may take their full timeout; a little more
                 // covers the writes around them.
                 pending_timeout_seconds: (2 * sms_timeout_ms).div_ceil(1000) + 5,
@@ -137,7 +149,9 @@ impl Variables<'_> {
             .parse::<u64>()
             .ok()
             .filter(|n| (min..=max).contains(n))
-            .ok_or_else(|| SettingsError(format!("{name} must be a whole number from {min} to {max}")))
+            .ok_or_else(|| {
+                SettingsError(format!("{name} must be a whole number from {min} to {max}"))
+            })
     }
 
     fn flag(&self, name: &str) -> Result<bool, SettingsError> {
@@ -150,7 +164,8 @@ impl Variables<'_> {
 }
 
 fn parse_mis_api_keys(raw: &str) -> Result<Vec<(String, [u8; 32])>, SettingsError> {
-    let invalid = || SettingsError("mis_api_keys must be comma-separated mis_id:sha256hex pairs".into());
+    let invalid =
+        || SettingsError("mis_api_keys must be comma-separated mis_id:sha256hex pairs".into());
     raw.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
@@ -200,7 +215,10 @@ mod tests {
             ("auth_allow_hs256", "false"),
             ("auth_leeway_seconds", "30"),
             ("auth_issuer", "https://auth.example"),
-            ("mis_api_keys", "mis-1:a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3"),
+            (
+                "mis_api_keys",
+                "mis-1:a665a45920422f9d417e4867efdc4fb8a04a1f3fff1fa07e998e86f7f7a27ae3",
+            ),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -248,6 +266,9 @@ mod tests {
     fn a_missing_variable_is_an_error() {
         let mut vars = defaults();
         vars.remove("otp_ttl_seconds");
-        assert_eq!(Settings::parse(&vars).err().unwrap().0, "otp_ttl_seconds is not set");
+        assert_eq!(
+            Settings::parse(&vars).err().unwrap().0,
+            "otp_ttl_seconds is not set"
+        );
     }
 }

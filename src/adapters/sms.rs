@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::future::{select, Either};
+use futures::future::{Either, select};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
-use spin_sdk::http::{send, FullBody};
+use spin_sdk::http::{FullBody, send};
 
 use super::settings::{SmsProvider, SmsSettings};
 use crate::domain::{PhoneNumber, VerificationId};
@@ -64,7 +64,10 @@ impl<'a> SmsClient<'a> {
                 // The one place a code and a full number may be printed: the
                 // developer's own SMS sink, marked so no one mistakes it.
                 println!("DEV SMS to {}: {}", message.to.as_str(), message.text);
-                return Ok(Delivery { gateway: "log", latency: started.elapsed() });
+                return Ok(Delivery {
+                    gateway: "log",
+                    latency: started.elapsed(),
+                });
             }
             SmsProvider::Http => self.post(http_gateway_request(
                 &self.settings.gateway_url,
@@ -75,19 +78,34 @@ impl<'a> SmsClient<'a> {
         }
         .await;
         let failure = match primary {
-            Ok(()) => return Ok(Delivery { gateway: "primary", latency: started.elapsed() }),
+            Ok(()) => {
+                return Ok(Delivery {
+                    gateway: "primary",
+                    latency: started.elapsed(),
+                });
+            }
             Err(failure) => failure,
         };
         let Some(fallback_url) = &self.settings.fallback_url else {
             return Err(failure);
         };
         log_attempt_failed("primary", &failure, message.to);
-        self.post(http_gateway_request(fallback_url, &self.settings.fallback_token, message))
-            .await
-            .map(|()| Delivery { gateway: "fallback", latency: started.elapsed() })
+        self.post(http_gateway_request(
+            fallback_url,
+            &self.settings.fallback_token,
+            message,
+        ))
+        .await
+        .map(|()| Delivery {
+            gateway: "fallback",
+            latency: started.elapsed(),
+        })
     }
 
-    async fn post(&self, request: Result<http::Request<FullBody<Bytes>>, SmsError>) -> Result<(), SmsError> {
+    async fn post(
+        &self,
+        request: Result<http::Request<FullBody<Bytes>>, SmsError>,
+    ) -> Result<(), SmsError> {
         let request = request?;
         let response = pin!(send(request));
         let deadline = pin!(spin_sdk::time::sleep(self.settings.timeout));
@@ -177,7 +195,9 @@ fn form_encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(char::from(byte)),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(char::from(byte))
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{byte:02X}")),
         }

@@ -105,7 +105,9 @@ impl Store {
     pub fn counter(&self, key: &str) -> Result<i64, StorageUnavailable> {
         match self.bucket.get(key).map_err(log_error)? {
             None => Ok(0),
-            Some(bytes) => Ok(i64::from_le_bytes(bytes.try_into().map_err(|_| StorageUnavailable)?)),
+            Some(bytes) => Ok(i64::from_le_bytes(
+                bytes.try_into().map_err(|_| StorageUnavailable)?,
+            )),
         }
     }
 

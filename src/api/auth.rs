@@ -4,7 +4,7 @@
 
 use http::{HeaderMap, StatusCode};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -33,17 +33,23 @@ struct Claims {
     iat: Option<u64>,
 }
 
-pub fn authenticate(headers: &HeaderMap, settings: &AuthSettings, now_unix: u64) -> Result<Caller, ApiError> {
+pub fn authenticate(
+    headers: &HeaderMap,
+    settings: &AuthSettings,
+    now_unix: u64,
+) -> Result<Caller, ApiError> {
     let token = bearer_token(headers).ok_or_else(|| {
         ApiError::access_denied("Authorization header is not set or doesn't contain Bearer token")
     })?;
-    let claims = verify_token(token, settings, now_unix).ok_or_else(|| ApiError::access_denied("Invalid access token"))?;
+    let claims = verify_token(token, settings, now_unix)
+        .ok_or_else(|| ApiError::access_denied("Invalid access token"))?;
     let api_key = headers
         .get("api-key")
         .map(|v| v.as_bytes())
         .filter(|v| !v.is_empty())
         .ok_or_else(|| ApiError::access_denied("Api key is not set"))?;
-    let mis_id = registered_mis(api_key, &settings.mis_api_keys).ok_or_else(|| ApiError::access_denied("Invalid api key"))?;
+    let mis_id = registered_mis(api_key, &settings.mis_api_keys)
+        .ok_or_else(|| ApiError::access_denied("Invalid api key"))?;
     if claims.azp.as_ref().is_some_and(|azp| *azp != mis_id) {
         return Err(ApiError::access_denied("Invalid api key"));
     }
@@ -61,13 +67,19 @@ impl Caller {
         Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            format!("Your scope does not allow to access this resource. Missing allowances: {scope}"),
+            format!(
+                "Your scope does not allow to access this resource. Missing allowances: {scope}"
+            ),
         ))
     }
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
@@ -84,8 +96,12 @@ fn verify_token(token: &str, settings: &AuthSettings, now_unix: u64) -> Option<C
     let keys: JwkSet = serde_json::from_str(&settings.jwks).ok()?;
     let jwk = keys.find(&kid)?;
     let algorithm = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => Algorithm::ES256,
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            Algorithm::ES256
+        }
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            Algorithm::EdDSA
+        }
         AlgorithmParameters::OctetKey(_) if settings.allow_hs256 => Algorithm::HS256,
         _ => return None,
     };
@@ -97,7 +113,9 @@ fn verify_token(token: &str, settings: &AuthSettings, now_unix: u64) -> Option<C
     validation.set_issuer(&[&settings.issuer]);
     validation.set_required_spec_claims(&["exp", "iss"]);
     let claims = decode::<Claims>(token, &key, &validation).ok()?.claims;
-    let issued_in_future = claims.iat.is_some_and(|iat| iat > now_unix + settings.leeway_seconds);
+    let issued_in_future = claims
+        .iat
+        .is_some_and(|iat| iat > now_unix + settings.leeway_seconds);
     (!issued_in_future).then_some(claims)
 }
 
@@ -105,12 +123,10 @@ fn verify_token(token: &str, settings: &AuthSettings, now_unix: u64) -> Option<C
 /// is compared, in constant time, so timing reveals neither which nor how much.
 fn registered_mis<'a>(api_key: &[u8], registered: &'a [(String, [u8; 32])]) -> Option<&'a str> {
     let digest: [u8; 32] = Sha256::digest(api_key).into();
-    registered
-        .iter()
-        .fold(None, |found, (mis_id, expected)| {
-            let matches: bool = digest.ct_eq(expected).into();
-            found.or(matches.then_some(mis_id.as_str()))
-        })
+    registered.iter().fold(None, |found, (mis_id, expected)| {
+        let matches: bool = digest.ct_eq(expected).into();
+        found.or(matches.then_some(mis_id.as_str()))
+    })
 }
 
 #[cfg(test)]
@@ -128,17 +144,32 @@ mod tests {
 
     #[test]
     fn bearer_scheme_is_case_insensitive_and_needs_a_token() {
-        assert_eq!(bearer_token(&headers(&[("authorization", "Bearer abc")])), Some("abc"));
-        assert_eq!(bearer_token(&headers(&[("authorization", "bearer  abc ")])), Some("abc"));
-        assert_eq!(bearer_token(&headers(&[("authorization", "Bearer ")])), None);
-        assert_eq!(bearer_token(&headers(&[("authorization", "Basic abc")])), None);
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Bearer abc")])),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "bearer  abc ")])),
+            Some("abc")
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Bearer ")])),
+            None
+        );
+        assert_eq!(
+            bearer_token(&headers(&[("authorization", "Basic abc")])),
+            None
+        );
         assert_eq!(bearer_token(&headers(&[])), None);
     }
 
     #[test]
     fn api_keys_match_by_sha256() {
         let digest: [u8; 32] = Sha256::digest(b"secret-key").into();
-        let registered = vec![("mis-a".to_owned(), [0u8; 32]), ("mis-b".to_owned(), digest)];
+        let registered = vec![
+            ("mis-a".to_owned(), [0u8; 32]),
+            ("mis-b".to_owned(), digest),
+        ];
         assert_eq!(registered_mis(b"secret-key", &registered), Some("mis-b"));
         assert_eq!(registered_mis(b"other-key", &registered), None);
     }

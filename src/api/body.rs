@@ -36,7 +36,11 @@ pub async fn read_json_or_empty(request: Request, max_bytes: usize) -> Result<()
             if error.is::<http_body_util::LengthLimitError>() {
                 too_large()
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "request_malformed", "Request body could not be read")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "request_malformed",
+                    "Request body could not be read",
+                )
             }
         })?
         .to_bytes();
@@ -52,13 +56,25 @@ pub async fn read_json_or_empty(request: Request, max_bytes: usize) -> Result<()
     }
     serde_json::from_slice::<serde::de::IgnoredAny>(&body)
         .map(drop)
-        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "request_malformed", "Request body is not valid JSON"))
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "request_malformed",
+                "Request body is not valid JSON",
+            )
+        })
 }
 
 /// `application/json`, any `+json` type, with or without parameters.
 fn is_json_media_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use spin_sdk::http::FullBody;
 
 pub type HttpResponse = http::Response<FullBody<Bytes>>;
@@ -16,7 +16,11 @@ pub struct RequestMeta {
 impl RequestMeta {
     /// `meta.url` is the full URL Spin reports; `request_id` is the caller's
     /// `X-Request-ID` when it is 20–200 printable ASCII characters.
-    pub fn from_request(headers: &HeaderMap, uri: &http::Uri, fresh_id: impl FnOnce() -> String) -> Self {
+    pub fn from_request(
+        headers: &HeaderMap,
+        uri: &http::Uri,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Self {
         let url = headers
             .get("spin-full-url")
             .and_then(|v| v.to_str().ok())
@@ -42,7 +46,13 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
-        Self { status, kind, message: Some(message.into()), invalid: None, headers: Vec::new() }
+        Self {
+            status,
+            kind,
+            message: Some(message.into()),
+            invalid: None,
+            headers: Vec::new(),
+        }
     }
 
     pub fn access_denied(message: &str) -> Self {
@@ -54,7 +64,11 @@ impl ApiError {
     }
 
     pub fn service_unavailable(message: &str) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", message)
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            message,
+        )
     }
 
     /// 422 with one `json_data_property` entry, as eHealth reports a rule broken by stored data.
@@ -154,8 +168,14 @@ mod tests {
     #[test]
     fn replaces_short_long_or_unprintable_request_ids() {
         assert_eq!(meta_for(&[("x-request-id", "short")]).request_id, "fresh");
-        assert_eq!(meta_for(&[("x-request-id", &"a".repeat(201))]).request_id, "fresh");
-        assert_eq!(meta_for(&[("x-request-id", "has space in the middle of it")]).request_id, "fresh");
+        assert_eq!(
+            meta_for(&[("x-request-id", &"a".repeat(201))]).request_id,
+            "fresh"
+        );
+        assert_eq!(
+            meta_for(&[("x-request-id", "has space in the middle of it")]).request_id,
+            "fresh"
+        );
         assert_eq!(meta_for(&[]).request_id, "fresh");
     }
 

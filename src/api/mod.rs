@@ -12,8 +12,8 @@ use spin_sdk::http::Request;
 use crate::adapters::settings::{Settings, SettingsError};
 use crate::adapters::{clock, random};
 use crate::domain::{LimitReached, MergeRequestId, NotResendable, VerificationId};
-use crate::resend::{resend_otp, ResendError, ResendTrace};
-use envelope::{header, success, ApiError, HttpResponse, RequestMeta};
+use crate::resend::{ResendError, ResendTrace, resend_otp};
+use envelope::{ApiError, HttpResponse, RequestMeta, header, success};
 
 const MERGE_REQUEST_WRITE: &str = "merge_request:write";
 
@@ -32,7 +32,11 @@ pub async fn serve(request: Request) -> HttpResponse {
         VerificationId::from_random_bytes(random::bytes()).to_string()
     });
     let method = request.method().clone();
-    let mut log = LogLine { route: "unmatched", outcome: "refused", ..LogLine::default() };
+    let mut log = LogLine {
+        route: "unmatched",
+        outcome: "refused",
+        ..LogLine::default()
+    };
     let response = match route(request, &meta, &mut log).await {
         Ok(response) => response,
         Err(error) => error.into_response(&meta),
@@ -41,7 +45,11 @@ pub async fn serve(request: Request) -> HttpResponse {
     response
 }
 
-async fn route(request: Request, meta: &RequestMeta, log: &mut LogLine) -> Result<HttpResponse, ApiError> {
+async fn route(
+    request: Request,
+    meta: &RequestMeta,
+    log: &mut LogLine,
+) -> Result<HttpResponse, ApiError> {
     let segments: Vec<&str> = request.uri().path().split('/').collect();
     let raw_id = match segments.as_slice() {
         ["", "api", "merge_requests", id, "actions", "resend_otp"] => (*id).to_owned(),
@@ -49,15 +57,24 @@ async fn route(request: Request, meta: &RequestMeta, log: &mut LogLine) -> Resul
     };
     log.route = "resend_otp";
     if request.method() != Method::POST {
-        return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "Method not allowed")
-            .with_header("allow", "POST"));
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Method not allowed",
+        )
+        .with_header("allow", "POST"));
     }
     let settings = Settings::load().map_err(misconfigured)?;
-    let caller = auth::authenticate(request.headers(), &settings.auth, clock::now().unix_seconds().max(0) as u64)?;
+    let caller = auth::authenticate(
+        request.headers(),
+        &settings.auth,
+        clock::now().unix_seconds().max(0) as u64,
+    )?;
     log.legal_entity_id = Some(caller.legal_entity_id.clone());
     caller.require_scope(MERGE_REQUEST_WRITE)?;
     body::read_json_or_empty(request, settings.max_body_bytes).await?;
-    let id = MergeRequestId::parse(&raw_id).ok_or_else(|| ApiError::not_found("Merge request not found"))?;
+    let id = MergeRequestId::parse(&raw_id)
+        .ok_or_else(|| ApiError::not_found("Merge request not found"))?;
     log.merge_request_id = Some(id.to_string());
 
     let resent = resend_otp(&settings, &caller.legal_entity_id, id, &mut log.trace)
@@ -67,7 +84,9 @@ async fn route(request: Request, meta: &RequestMeta, log: &mut LogLine) -> Resul
     let verification = &resent.verification;
     let headers = [
         header("x-otp-sends-remaining", resent.sends_remaining),
-        resent.resend_after_seconds.and_then(|after| header("x-otp-resend-after", after)),
+        resent
+            .resend_after_seconds
+            .and_then(|after| header("x-otp-resend-after", after)),
     ];
     let data = json!({
         "id": verification.id,
@@ -75,7 +94,12 @@ async fn route(request: Request, meta: &RequestMeta, log: &mut LogLine) -> Resul
         "code_expired_at": verification.code_expired_at.to_rfc3339(),
         "active": verification.active,
     });
-    Ok(success(StatusCode::OK, data, meta, headers.into_iter().flatten().collect()))
+    Ok(success(
+        StatusCode::OK,
+        data,
+        meta,
+        headers.into_iter().flatten().collect(),
+    ))
 }
 
 fn misconfigured(error: SettingsError) -> ApiError {
@@ -101,7 +125,8 @@ fn resend_error(error: ResendError) -> ApiError {
                 "{}",
                 json!({"level": "error", "message": "SMS gateway failed", "error": failure.to_string()})
             );
-            ApiError::service_unavailable("SMS gateway is unavailable").with_header("retry-after", 30)
+            ApiError::service_unavailable("SMS gateway is unavailable")
+                .with_header("retry-after", 30)
         }
         ResendError::Storage => ApiError::service_unavailable("Storage is unavailable"),
     }
@@ -128,7 +153,11 @@ fn too_many_requests(limit: LimitReached) -> ApiError {
 
 fn write_log(meta: &RequestMeta, method: &Method, log: &LogLine, status: StatusCode) {
     let trace = &log.trace;
-    let outcome = if status.is_success() { log.outcome } else { "refused" };
+    let outcome = if status.is_success() {
+        log.outcome
+    } else {
+        "refused"
+    };
     println!(
         "{}",
         json!({

@@ -99,7 +99,10 @@ mod tests {
 
     #[test]
     fn otp_and_third_person_with_phone_take_codes() {
-        let otp = request(MergeRequestStatus::New, json!({"type": "OTP", "phone_number": "+380501234567"}));
+        let otp = request(
+            MergeRequestStatus::New,
+            json!({"type": "OTP", "phone_number": "+380501234567"}),
+        );
         assert_eq!(otp.otp_recipient().unwrap().as_str(), "+380501234567");
         let third = request(
             MergeRequestStatus::New,
@@ -112,7 +115,10 @@ mod tests {
     fn offline_and_third_person_without_phone_do_not() {
         let offline = request(MergeRequestStatus::New, json!({"type": "OFFLINE"}));
         assert_eq!(offline.otp_recipient(), Err(NotResendable::NotOtp));
-        let third = request(MergeRequestStatus::New, json!({"type": "THIRD_PERSON", "value": "c-1"}));
+        let third = request(
+            MergeRequestStatus::New,
+            json!({"type": "THIRD_PERSON", "value": "c-1"}),
+        );
         assert_eq!(third.otp_recipient(), Err(NotResendable::NotOtp));
     }
 

@@ -10,10 +10,10 @@ mod verification;
 
 pub use ids::{MergeRequestId, VerificationId};
 pub use merge_request::{AuthenticationMethod, MergeRequest, MergeRequestStatus, NotResendable};
-pub use otp_code::{hex, CodeHash, CodeLength, OtpCode};
+pub use otp_code::{CodeHash, CodeLength, OtpCode, hex};
 pub use phone_number::PhoneNumber;
 pub use time::Timestamp;
 pub use verification::{
-    check_phone_daily, LimitReached, OtpLedger, PendingSend, ReservationLost, SendLimits, Verification,
-    VerificationStatus,
+    LimitReached, OtpLedger, PendingSend, ReservationLost, SendLimits, Verification,
+    VerificationStatus, check_phone_daily,
 };

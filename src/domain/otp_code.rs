@@ -56,7 +56,12 @@ impl OtpCode {
     /// HMAC-SHA-256 keyed with the deployment's secret over the merge request,
     /// the verification and the code, so a stolen store reveals no code and a
     /// hash cannot be replayed onto another verification.
-    pub fn keyed_hash(&self, key: &[u8], merge_request: MergeRequestId, verification: VerificationId) -> CodeHash {
+    pub fn keyed_hash(
+        &self,
+        key: &[u8],
+        merge_request: MergeRequestId,
+        verification: VerificationId,
+    ) -> CodeHash {
         let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
         mac.update(format!("{merge_request}:{verification}:").as_bytes());
         mac.update(self.0.as_bytes());
@@ -126,13 +131,20 @@ mod tests {
         assert!(base.matches(&OtpCode("123456".into()).keyed_hash(b"key", mr, ver)));
         assert!(!base.matches(&OtpCode("123457".into()).keyed_hash(b"key", mr, ver)));
         assert!(!base.matches(&code.keyed_hash(b"other", mr, ver)));
-        assert!(!base.matches(&code.keyed_hash(b"key", mr, VerificationId::from_random_bytes([8; 16]))));
+        assert!(!base.matches(&code.keyed_hash(
+            b"key",
+            mr,
+            VerificationId::from_random_bytes([8; 16])
+        )));
         assert!(!format!("{base:?}").contains("123456"));
     }
 
     #[test]
     fn debug_never_shows_the_code() {
-        assert_eq!(format!("{:?}", OtpCode("123456".into())), "OtpCode(<redacted>)");
+        assert_eq!(
+            format!("{:?}", OtpCode("123456".into())),
+            "OtpCode(<redacted>)"
+        );
     }
 
     #[test]
@@ -158,7 +170,10 @@ mod tests {
             .iter()
             .map(|&c| (f64::from(c) - 6000.0).powi(2) / 6000.0)
             .sum();
-        assert!(chi_square < 27.9, "digit counts {counts:?}, chi-square {chi_square}");
+        assert!(
+            chi_square < 27.9,
+            "digit counts {counts:?}, chi-square {chi_square}"
+        );
     }
 
     proptest! {

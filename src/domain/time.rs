@@ -77,7 +77,11 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
     let month_index = (5 * day_of_year + 2) / 153;
     let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 } as u32;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    } as u32;
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     (year, month, day)
 }
@@ -90,7 +94,10 @@ mod tests {
     fn formats_rfc3339_with_microseconds() {
         let t = Timestamp::from_unix_micros(1_796_379_616_300_597);
         assert_eq!(t.to_rfc3339(), "2026-12-04T10:20:16.300597Z");
-        assert_eq!(Timestamp::from_unix_micros(0).to_rfc3339(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Timestamp::from_unix_micros(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
@@ -110,13 +117,19 @@ mod tests {
     fn seconds_until_rounds_up_and_never_goes_negative() {
         let t = Timestamp::from_unix_micros(10 * MICROS_PER_SECOND);
         assert_eq!(t.seconds_until(t.plus_seconds(60)), 60);
-        assert_eq!(t.seconds_until(Timestamp::from_unix_micros(10 * MICROS_PER_SECOND + 1)), 1);
+        assert_eq!(
+            t.seconds_until(Timestamp::from_unix_micros(10 * MICROS_PER_SECOND + 1)),
+            1
+        );
         assert_eq!(t.plus_seconds(5).seconds_until(t), 0);
     }
 
     #[test]
     fn next_midnight_is_the_start_of_the_following_day() {
         let t = Timestamp::from_unix_micros(1_796_379_616_300_597);
-        assert_eq!(t.next_utc_midnight().to_rfc3339(), "2026-12-05T00:00:00.000000Z");
+        assert_eq!(
+            t.next_utc_midnight().to_rfc3339(),
+            "2026-12-05T00:00:00.000000Z"
+        );
     }
 }

@@ -68,9 +68,12 @@ impl LimitReached {
     pub fn retry_after_seconds(self) -> Option<u64> {
         match self {
             Self::MaxSends => None,
-            Self::Cooldown { retry_after_seconds } | Self::PhoneDaily { retry_after_seconds } => {
-                Some(retry_after_seconds)
+            Self::Cooldown {
+                retry_after_seconds,
             }
+            | Self::PhoneDaily {
+                retry_after_seconds,
+            } => Some(retry_after_seconds),
         }
     }
 }
@@ -91,7 +94,9 @@ impl OtpLedger {
         if self.sends >= limits.max_sends {
             return Err(LimitReached::MaxSends);
         }
-        let cooldown_ends = self.last_sent_at.map(|t| t.plus_seconds(limits.cooldown_seconds));
+        let cooldown_ends = self
+            .last_sent_at
+            .map(|t| t.plus_seconds(limits.cooldown_seconds));
         let pending_ends = self
             .pending
             .as_ref()
@@ -234,7 +239,9 @@ mod tests {
         let mut ledger = ledger_with_one_code(0);
         assert_eq!(
             ledger.reserve(id(2), at(45), &LIMITS),
-            Err(LimitReached::Cooldown { retry_after_seconds: 15 })
+            Err(LimitReached::Cooldown {
+                retry_after_seconds: 15
+            })
         );
         assert!(ledger.reserve(id(2), at(60), &LIMITS).is_ok());
     }
@@ -251,7 +258,10 @@ mod tests {
 
     #[test]
     fn an_abandoned_reservation_only_delays() {
-        let limits = SendLimits { cooldown_seconds: 0, ..LIMITS };
+        let limits = SendLimits {
+            cooldown_seconds: 0,
+            ..LIMITS
+        };
         let mut ledger = ledger_with_one_code(0);
         ledger.reserve(id(2), at(100), &limits).unwrap();
         assert!(ledger.reserve(id(3), at(110), &limits).is_err());
@@ -273,18 +283,30 @@ mod tests {
     fn the_send_budget_includes_the_first_sms() {
         let mut ledger = OtpLedger::default();
         for n in 0..5 {
-            let r = ledger.reserve(id(n), at(i64::from(n) * 100), &LIMITS).unwrap();
+            let r = ledger
+                .reserve(id(n), at(i64::from(n) * 100), &LIMITS)
+                .unwrap();
             ledger.commit(&r, hash("h"), at(1_000)).unwrap();
         }
-        assert_eq!(ledger.reserve(id(9), at(10_000), &LIMITS), Err(LimitReached::MaxSends));
+        assert_eq!(
+            ledger.reserve(id(9), at(10_000), &LIMITS),
+            Err(LimitReached::MaxSends)
+        );
         assert_eq!(LimitReached::MaxSends.retry_after_seconds(), None);
     }
 
     #[test]
     fn a_lost_reservation_cannot_be_committed_or_released() {
         let mut ledger = ledger_with_one_code(0);
-        let stale = PendingSend { verification_id: id(7), reserved_at: at(1), previous_sent_at: None };
-        assert_eq!(ledger.commit(&stale, hash("x"), at(2)).err(), Some(ReservationLost));
+        let stale = PendingSend {
+            verification_id: id(7),
+            reserved_at: at(1),
+            previous_sent_at: None,
+        };
+        assert_eq!(
+            ledger.commit(&stale, hash("x"), at(2)).err(),
+            Some(ReservationLost)
+        );
         assert_eq!(ledger.release(&stale), Err(ReservationLost));
     }
 
@@ -294,7 +316,9 @@ mod tests {
         assert!(check_phone_daily(9, now, &LIMITS).is_ok());
         assert_eq!(
             check_phone_daily(10, now, &LIMITS),
-            Err(LimitReached::PhoneDaily { retry_after_seconds: 82_800 })
+            Err(LimitReached::PhoneDaily {
+                retry_after_seconds: 82_800
+            })
         );
     }
 }

@@ -32,22 +32,31 @@ pub struct KeyValue {
 
 impl KeyValue {
     pub fn get(&self, label: &str, key: &str) -> Option<Vec<u8>> {
-        self.lock().get(&(label.to_owned(), key.to_owned())).cloned()
+        self.lock()
+            .get(&(label.to_owned(), key.to_owned()))
+            .cloned()
     }
 
     pub fn set(&self, label: &str, key: &str, value: Vec<u8>) {
-        self.lock().insert((label.to_owned(), key.to_owned()), value);
+        self.lock()
+            .insert((label.to_owned(), key.to_owned()), value);
     }
 
     pub fn keys(&self, label: &str) -> Vec<String> {
-        let mut keys: Vec<String> =
-            self.lock().keys().filter(|(l, _)| l == label).map(|(_, k)| k.clone()).collect();
+        let mut keys: Vec<String> = self
+            .lock()
+            .keys()
+            .filter(|(l, _)| l == label)
+            .map(|(_, k)| k.clone())
+            .collect();
         keys.sort();
         keys
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Vec<u8>>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -95,7 +104,11 @@ impl KeyValueView<'_> {
         Ok(self.table.get(bucket).map_err(other)?.label.clone())
     }
 
-    fn entry_key(&self, bucket: &Resource<Bucket>, key: String) -> Result<(String, String), store::Error> {
+    fn entry_key(
+        &self,
+        bucket: &Resource<Bucket>,
+        key: String,
+    ) -> Result<(String, String), store::Error> {
         Ok((self.label(bucket)?, key))
     }
 }
@@ -111,12 +124,21 @@ impl store::Host for KeyValueView<'_> {
 }
 
 impl store::HostBucket for KeyValueView<'_> {
-    fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Option<Vec<u8>>, store::Error> {
+    fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, store::Error> {
         let entry = self.entry_key(&bucket, key)?;
         Ok(self.data.lock().get(&entry).cloned())
     }
 
-    fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Result<(), store::Error> {
+    fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), store::Error> {
         let entry = self.entry_key(&bucket, key)?;
         self.data.lock().insert(entry, value);
         Ok(())
@@ -139,7 +161,10 @@ impl store::HostBucket for KeyValueView<'_> {
         _cursor: Option<String>,
     ) -> Result<store::KeyResponse, store::Error> {
         let label = self.label(&bucket)?;
-        Ok(store::KeyResponse { keys: self.data.keys(&label), cursor: None })
+        Ok(store::KeyResponse {
+            keys: self.data.keys(&label),
+            cursor: None,
+        })
     }
 
     fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -149,29 +174,48 @@ impl store::HostBucket for KeyValueView<'_> {
 }
 
 impl atomics::Host for KeyValueView<'_> {
-    fn increment(&mut self, bucket: Resource<Bucket>, key: String, delta: i64) -> Result<i64, store::Error> {
+    fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> Result<i64, store::Error> {
         let entry = self.entry_key(&bucket, key)?;
         let mut entries = self.data.lock();
         let current = match entries.get(&entry) {
             None => 0,
             Some(bytes) => i64::from_le_bytes(
-                bytes.as_slice().try_into().map_err(|_| other("value is not a counter"))?,
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| other("value is not a counter"))?,
             ),
         };
-        let updated = current.checked_add(delta).ok_or_else(|| other("counter overflow"))?;
+        let updated = current
+            .checked_add(delta)
+            .ok_or_else(|| other("counter overflow"))?;
         entries.insert(entry, updated.to_le_bytes().to_vec());
         Ok(updated)
     }
 
     fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> Result<(), atomics::CasError> {
-        let handle = self.table.delete(cas).map_err(|e| atomics::CasError::StoreError(other(e)))?;
+        let handle = self
+            .table
+            .delete(cas)
+            .map_err(|e| atomics::CasError::StoreError(other(e)))?;
         let entry = (handle.label.clone(), handle.key.clone());
         let mut entries = self.data.lock();
         match &handle.expected {
             Some(expected) if entries.get(&entry) != Some(expected) => {
                 drop(entries);
-                let retry = CasHandle { expected: None, ..handle };
-                let retry = self.table.push(retry).map_err(|e| atomics::CasError::StoreError(other(e)))?;
+                let retry = CasHandle {
+                    expected: None,
+                    ..handle
+                };
+                let retry = self
+                    .table
+                    .push(retry)
+                    .map_err(|e| atomics::CasError::StoreError(other(e)))?;
                 Err(atomics::CasError::CasFailed(retry))
             }
             _ => {
@@ -183,9 +227,19 @@ impl atomics::Host for KeyValueView<'_> {
 }
 
 impl atomics::HostCas for KeyValueView<'_> {
-    fn new(&mut self, bucket: Resource<Bucket>, key: String) -> Result<Resource<CasHandle>, store::Error> {
+    fn new(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> Result<Resource<CasHandle>, store::Error> {
         let label = self.label(&bucket)?;
-        self.table.push(CasHandle { label, key, expected: None }).map_err(other)
+        self.table
+            .push(CasHandle {
+                label,
+                key,
+                expected: None,
+            })
+            .map_err(other)
     }
 
     fn current(&mut self, cas: Resource<CasHandle>) -> Result<Option<Vec<u8>>, store::Error> {
@@ -218,7 +272,11 @@ impl batch::Host for KeyValueView<'_> {
             .collect())
     }
 
-    fn set_many(&mut self, bucket: Resource<Bucket>, pairs: Vec<(String, Vec<u8>)>) -> Result<(), store::Error> {
+    fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> Result<(), store::Error> {
         let label = self.label(&bucket)?;
         let mut entries = self.data.lock();
         for (key, value) in pairs {
@@ -227,7 +285,11 @@ impl batch::Host for KeyValueView<'_> {
         Ok(())
     }
 
-    fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Result<(), store::Error> {
+    fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Result<(), store::Error> {
         let label = self.label(&bucket)?;
         let mut entries = self.data.lock();
         for key in keys {

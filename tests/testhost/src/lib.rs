@@ -7,6 +7,7 @@
 pub mod kv;
 pub mod manifest;
 mod outbound;
+pub mod tokens;
 mod variables;
 
 use std::collections::HashMap;
@@ -45,13 +46,20 @@ struct InstanceState {
 
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for InstanceState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { hooks: &mut self.outbound, table: &mut self.table, ctx: &mut self.http }
+        WasiHttpCtxView {
+            hooks: &mut self.outbound,
+            table: &mut self.table,
+            ctx: &mut self.http,
+        }
     }
 }
 
@@ -80,6 +88,24 @@ impl Logs {
     }
 }
 
+/// A compiled component, ready to be linked into any number of apps.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Engine,
+    component: Component,
+}
+
+impl Runtime {
+    pub fn compile(wasm: &Path) -> Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model_async(true);
+        let engine = Engine::new(&config)?;
+        let component = Component::from_file(&engine, wasm)
+            .map_err(|e| anyhow!("loading the component {}: {e:?}", wasm.display()))?;
+        Ok(Self { engine, component })
+    }
+}
+
 /// A loaded application: the compiled component and its shared state.
 pub struct App {
     engine: Engine,
@@ -94,9 +120,6 @@ pub struct App {
 /// How to load an app.
 pub struct AppOptions {
     pub manifest: PathBuf,
-    /// The component to run instead of the manifest's `source` (tests build
-    /// their own copy).
-    pub wasm: Option<PathBuf>,
     /// Variable values, as Spin takes them from `SPIN_VARIABLE_<NAME>`.
     pub variables: HashMap<String, String>,
     pub echo_logs: bool,
@@ -113,19 +136,17 @@ pub fn variables_from_env() -> HashMap<String, String> {
 }
 
 impl App {
-    pub fn load(options: AppOptions) -> Result<Self> {
+    /// Links `runtime`'s component as the manifest describes it.
+    pub fn new(runtime: &Runtime, options: AppOptions) -> Result<Self> {
         let spec = ComponentSpec::load(&options.manifest, &options.variables)?;
-        let mut config = Config::new();
-        config.wasm_component_model_async(true);
-        let engine = Engine::new(&config)?;
-        let wasm = options.wasm.clone().unwrap_or_else(|| spec.source.clone());
-        let component = Component::from_file(&engine, &wasm)
-            .map_err(|e| anyhow!("loading the component {}: {e:?}", wasm.display()))?;
+        let Runtime { engine, component } = runtime.clone();
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
-        variables::add_to_linker(&mut linker, |state: &mut InstanceState| &mut state.variables)?;
+        variables::add_to_linker(&mut linker, |state: &mut InstanceState| {
+            &mut state.variables
+        })?;
         kv::add_to_linker(&mut linker, |state: &mut InstanceState| kv::KeyValueView {
             table: &mut state.table,
             data: &state.key_value,
@@ -140,7 +161,10 @@ impl App {
             spec,
             variables,
             key_value: Arc::default(),
-            logs: Arc::new(Logs { echo: options.echo_logs, ..Logs::default() }),
+            logs: Arc::new(Logs {
+                echo: options.echo_logs,
+                ..Logs::default()
+            }),
         })
     }
 
@@ -157,13 +181,20 @@ impl App {
     }
 
     /// Runs one request through a fresh instance, as Spin does.
-    pub async fn handle(&self, request: http::Request<Bytes>, full_url: String) -> Result<http::Response<Bytes>> {
+    pub async fn handle(
+        &self,
+        request: http::Request<Bytes>,
+        full_url: String,
+    ) -> Result<http::Response<Bytes>> {
         let output = MemoryOutputPipe::new(1 << 20);
         let mut store = Store::new(
             &self.engine,
             InstanceState {
                 table: ResourceTable::new(),
-                wasi: WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build(),
+                wasi: WasiCtxBuilder::new()
+                    .stdout(output.clone())
+                    .stderr(output.clone())
+                    .build(),
                 http: WasiHttpCtx::new(),
                 outbound: OutboundPolicy::new(self.spec.allowed_outbound_hosts.clone()),
                 variables: variables::Variables(self.variables.clone()),
@@ -180,9 +211,14 @@ impl App {
             .run_concurrent(async |accessor| {
                 let response = async {
                     let response = service.handle(accessor, request).await??;
-                    let response = accessor.with(|access| response.into_http(access, async { Ok(()) }))?;
+                    let response =
+                        accessor.with(|access| response.into_http(access, async { Ok(()) }))?;
                     let (parts, body) = response.into_parts();
-                    let body = body.collect().await.map_err(|e| anyhow!("response body: {e:?}"))?.to_bytes();
+                    let body = body
+                        .collect()
+                        .await
+                        .map_err(|e| anyhow!("response body: {e:?}"))?
+                        .to_bytes();
                     anyhow::Ok(http::Response::from_parts(parts, body))
                 };
                 let (response, ()) = tokio::try_join!(response, async {
@@ -229,7 +265,10 @@ impl App {
         );
         let (parts, body) = request.into_parts();
         let outcome = match body.collect().await {
-            Ok(body) => self.handle(http::Request::from_parts(parts, body.to_bytes()), full_url).await,
+            Ok(body) => {
+                self.handle(http::Request::from_parts(parts, body.to_bytes()), full_url)
+                    .await
+            }
             Err(error) => Err(anyhow!("reading the request: {error}")),
         };
         Ok(match outcome {
@@ -246,14 +285,27 @@ impl App {
     }
 }
 
-/// Loads the app at `manifest` and serves it on `listen`.
-pub async fn run(manifest: &Path, wasm: Option<PathBuf>, listen: SocketAddr) -> Result<()> {
-    let app = Arc::new(App::load(AppOptions {
+/// Loads the app at `manifest` and serves it on `listen`; `wasm` replaces the
+/// manifest's `source`, `seed` goes into the `default` store first.
+pub async fn run(
+    manifest: &Path,
+    wasm: Option<PathBuf>,
+    listen: SocketAddr,
+    seed: Vec<(String, String)>,
+) -> Result<()> {
+    let options = AppOptions {
         manifest: manifest.to_owned(),
-        wasm,
         variables: variables_from_env(),
         echo_logs: true,
-    })?);
+    };
+    let wasm = match wasm {
+        Some(wasm) => wasm,
+        None => ComponentSpec::load(&options.manifest, &options.variables)?.source,
+    };
+    let app = Arc::new(App::new(&Runtime::compile(&wasm)?, options)?);
+    for (key, value) in seed {
+        app.key_value().set("default", &key, value.into_bytes());
+    }
     let listener = TcpListener::bind(listen).await?;
     eprintln!("Serving http://{}", listener.local_addr()?);
     app.serve(listener).await

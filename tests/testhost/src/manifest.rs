@@ -22,7 +22,10 @@ struct VariableDecl {
     #[serde(default)]
     required: bool,
     #[serde(default)]
-    #[allow(dead_code, reason = "Spin only hides secret values; the host checks the field exists")]
+    #[allow(
+        dead_code,
+        reason = "Spin only hides secret values; the host checks the field exists"
+    )]
     secret: bool,
 }
 
@@ -83,7 +86,11 @@ impl AllowedOrigin {
             Some((host, port)) => (host, Some(port.to_owned())),
             None => (rest, None),
         };
-        Ok(Self { scheme: scheme.to_ascii_lowercase(), host: host.to_ascii_lowercase(), port })
+        Ok(Self {
+            scheme: scheme.to_ascii_lowercase(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     pub fn allows(&self, uri: &http::Uri) -> bool {
@@ -162,7 +169,9 @@ impl ComponentSpec {
     }
 
     pub fn allows_outbound(&self, uri: &http::Uri) -> bool {
-        self.allowed_outbound_hosts.iter().any(|origin| origin.allows(uri))
+        self.allowed_outbound_hosts
+            .iter()
+            .any(|origin| origin.allows(uri))
     }
 }
 

@@ -40,13 +40,20 @@ impl WasiHttpHooks for OutboundPolicy {
         fut: Box<dyn Future<Output = Result<(), ErrorCode>> + Send>,
     ) -> ResponseFuture {
         drop(fut);
-        let allowed = self.allowed.iter().any(|origin| origin.allows(request.uri()));
+        let allowed = self
+            .allowed
+            .iter()
+            .any(|origin| origin.allows(request.uri()));
         Box::new(async move {
             if !allowed {
-                eprintln!("outbound request to {} denied: not in allowed_outbound_hosts", request.uri());
+                eprintln!(
+                    "outbound request to {} denied: not in allowed_outbound_hosts",
+                    request.uri()
+                );
                 return Err(ErrorCode::HttpRequestDenied.into());
             }
-            let (response, io) = wasmtime_wasi_http::p3::default_send_request(request, options).await?;
+            let (response, io) =
+                wasmtime_wasi_http::p3::default_send_request(request, options).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), ErrorCode>> + Send>,
