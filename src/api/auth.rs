@@ -43,12 +43,18 @@ pub fn authenticate(
     })?;
     let claims = verify_token(token, settings, now_unix)
         .ok_or_else(|| ApiError::access_denied("Invalid access token"))?;
-    let api_key = headers
-        .get("api-key")
+    let mut api_keys = headers
+        .get_all("api-key")
+        .iter()
         .map(|v| v.as_bytes())
-        .filter(|v| !v.is_empty())
+        .filter(|v| !v.is_empty());
+    let api_key = api_keys
+        .next()
         .ok_or_else(|| ApiError::access_denied("Api key is not set"))?;
-    let mis_id = registered_mis(api_key, &settings.mis_api_keys)
+    // Two keys in one request leave it unclear which MIS is calling.
+    let mis_id = Some(api_key)
+        .filter(|_| api_keys.next().is_none())
+        .and_then(|key| registered_mis(key, &settings.mis_api_keys))
         .ok_or_else(|| ApiError::access_denied("Invalid api key"))?;
     if claims.azp.as_ref().is_some_and(|azp| *azp != mis_id) {
         return Err(ApiError::access_denied("Invalid api key"));

@@ -1,0 +1,392 @@
+//! One way into the app for every test: the real component, built from this
+//! repository, served by the test host over real HTTP, with a mock SMS
+//! gateway on 127.0.0.1.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use testhost::tokens::{Signer, claims};
+use testhost::{App, AppOptions, Runtime};
+use wiremock::matchers::{method, path};
+use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
+
+pub const LEGAL_ENTITY: &str = "11111111-1111-4111-8111-111111111111";
+pub const OTHER_LEGAL_ENTITY: &str = "99999999-9999-4999-8999-999999999999";
+pub const USER: &str = "22222222-2222-4222-8222-222222222222";
+pub const PHONE: &str = "+380501234567";
+pub const MIS_ID: &str = "test-mis";
+pub const API_KEY: &str = "test-mis-api-key-0123456789";
+pub const ISSUER: &str = "https://auth.test.localhost";
+pub const HASH_KEY: &str = "test-otp-hash-key";
+pub const GATEWAY_TOKEN: &str = "test-gateway-token";
+pub const WRITE_SCOPE: &str = "merge_request:write";
+/// The code every seeded verification was issued with.
+pub const SEEDED_CODE: &str = "424242";
+
+fn project_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Builds the component exactly as `spin build` does (release, wasm32-wasip2),
+/// into its own target directory so it never waits on the running `cargo test`.
+fn build_component() -> PathBuf {
+    // rust-toolchain.toml names the target, but rustup adds targets only when
+    // it installs a toolchain; on a machine that already has the toolchain,
+    // this is what brings the target.
+    let _ = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .current_dir(project_root())
+        .status();
+    let target_dir = project_root().join("target").join("test-component");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--release",
+            "-p",
+            "resend-otp",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(project_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the component failed");
+    target_dir.join("wasm32-wasip2/release/resend_otp.wasm")
+}
+
+fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::compile(&build_component()).expect("the component compiles"))
+}
+
+/// The key set tokens are checked against: ES256, EdDSA and an HS256 secret.
+pub struct TestKeys {
+    pub es256: Signer,
+    pub eddsa: Signer,
+    pub hs256: Signer,
+    /// Not in the key set, but claims the ES256 key's `kid`.
+    pub impostor: Signer,
+    pub jwks: String,
+}
+
+pub fn keys() -> &'static TestKeys {
+    static KEYS: OnceLock<TestKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        use ed25519_dalek::pkcs8::EncodePrivateKey as _;
+        let ec = p256::ecdsa::SigningKey::from_slice(&[0x11; 32]).unwrap();
+        let impostor = p256::ecdsa::SigningKey::from_slice(&[0x22; 32]).unwrap();
+        let ed = ed25519_dalek::SigningKey::from_bytes(&[0x33; 32]);
+        let point = ec.verifying_key().to_encoded_point(false);
+        let hs_secret = b"hs256-development-secret-0123456789";
+        let jwks = json!({"keys": [
+            {"kty": "EC", "crv": "P-256", "kid": "es", "use": "sig",
+             "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "use": "sig",
+             "x": URL_SAFE_NO_PAD.encode(ed.verifying_key().as_bytes())},
+            {"kty": "oct", "kid": "hs", "k": URL_SAFE_NO_PAD.encode(hs_secret)},
+        ]});
+        TestKeys {
+            es256: Signer::es256("es", ec.to_pkcs8_der().unwrap().as_bytes()),
+            eddsa: Signer::ed25519("ed", ed.to_pkcs8_der().unwrap().as_bytes()),
+            hs256: Signer::hs256("hs", hs_secret),
+            impostor: Signer::es256("es", impostor.to_pkcs8_der().unwrap().as_bytes()),
+            jwks: jwks.to_string(),
+        }
+    })
+}
+
+/// The mock gateway refuses bodies sent without a length (chunked), as many
+/// real gateways do.
+struct HasContentLength;
+
+impl Match for HasContentLength {
+    fn matches(&self, request: &Request) -> bool {
+        request.headers.contains_key("content-length")
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub gateway: MockServer,
+    pub app: Arc<App>,
+    client: reqwest::Client,
+}
+
+/// A merge request put into the store the way the component keeps it.
+pub struct Seed {
+    pub legal_entity_id: &'static str,
+    pub status: &'static str,
+    pub method: Value,
+    /// How long ago its current code was sent; `None`: no code yet.
+    pub last_sent_seconds_ago: Option<i64>,
+    pub sends: u32,
+}
+
+impl Default for Seed {
+    fn default() -> Self {
+        Self {
+            legal_entity_id: LEGAL_ENTITY,
+            status: "NEW",
+            method: json!({"type": "OTP", "phone_number": PHONE}),
+            last_sent_seconds_ago: Some(600),
+            sends: 1,
+        }
+    }
+}
+
+pub struct Seeded {
+    pub id: String,
+    /// The verification issued before the test, when there is one.
+    pub verification_id: Option<String>,
+}
+
+/// A fresh id; std's per-instance hasher keys are random enough for ids that
+/// only need to differ.
+pub fn uuid_v4() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut bytes = [0u8; 16];
+    for chunk in bytes.chunks_mut(8) {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_i64(now_micros());
+        chunk.copy_from_slice(&hasher.finish().to_le_bytes());
+    }
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64
+}
+
+/// The stored form of a code: HMAC-SHA-256 over merge request, verification and code.
+pub fn code_hash(merge_request_id: &str, verification_id: &str, code: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(HASH_KEY.as_bytes()).unwrap();
+    mac.update(format!("{merge_request_id}:{verification_id}:{code}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub fn api_key_entry(mis_id: &str, api_key: &str) -> String {
+    let digest: String = Sha256::digest(api_key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{mis_id}:{digest}")
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(&[]).await
+    }
+
+    /// Starts the app with the suite's defaults, `overrides` applied on top
+    /// (as `SPIN_VARIABLE_*` would be).
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
+        Self::try_spawn(overrides, &project_root().join("spin.toml"))
+            .await
+            .expect("the app starts")
+    }
+
+    pub async fn try_spawn(overrides: &[(&str, &str)], manifest: &Path) -> anyhow::Result<Self> {
+        let gateway = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/messages"))
+            .and(HasContentLength)
+            .respond_with(
+                ResponseTemplate::new(202).set_body_json(json!({"id": "gateway-message-1"})),
+            )
+            .with_priority(5)
+            .mount(&gateway)
+            .await;
+        let mut variables: HashMap<String, String> = [
+            ("sms_provider", "http".to_owned()),
+            ("sms_gateway_url", format!("{}/messages", gateway.uri())),
+            ("sms_gateway_origin", gateway.uri()),
+            ("sms_gateway_token", GATEWAY_TOKEN.to_owned()),
+            ("otp_hash_key", HASH_KEY.to_owned()),
+            ("auth_jwks", keys().jwks.clone()),
+            ("auth_issuer", ISSUER.to_owned()),
+            ("mis_api_keys", api_key_entry(MIS_ID, API_KEY)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (name, value) in overrides {
+            variables.insert((*name).to_owned(), (*value).to_owned());
+        }
+        let app = Arc::new(App::new(
+            runtime(),
+            AppOptions {
+                manifest: manifest.to_owned(),
+                variables,
+                echo_logs: false,
+            },
+        )?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(app.clone().serve(listener));
+        Ok(Self {
+            base_url,
+            gateway,
+            app,
+            client: reqwest::Client::new(),
+        })
+    }
+
+    pub fn token_with(&self, signer: &Signer, claims: &Value) -> String {
+        signer.sign(claims).unwrap()
+    }
+
+    /// A valid token of the suite's legal entity, with `scope`.
+    pub fn token(&self, scope: &str) -> String {
+        self.token_with(
+            &keys().es256,
+            &claims(ISSUER, LEGAL_ENTITY, USER, scope, 600),
+        )
+    }
+
+    pub fn resend_url(&self, id: &str) -> String {
+        format!(
+            "{}/api/merge_requests/{id}/actions/resend_otp",
+            self.base_url
+        )
+    }
+
+    /// A resend request with valid credentials, to adjust before sending.
+    pub fn resend_request(&self, id: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(self.resend_url(id))
+            .bearer_auth(self.token(WRITE_SCOPE))
+            .header("Api-Key", API_KEY)
+    }
+
+    pub async fn resend(&self, id: &str) -> reqwest::Response {
+        self.resend_request(id)
+            .send()
+            .await
+            .expect("the app answers")
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn seed(&self, seed: Seed) -> Seeded {
+        let id = uuid_v4();
+        let now = now_micros();
+        let (verifications, last_sent_at, verification_id) = match seed.last_sent_seconds_ago {
+            None => (json!([]), Value::Null, None),
+            Some(ago) => {
+                let sent_at = now - ago * 1_000_000;
+                let verification_id = uuid_v4();
+                let verification = json!({
+                    "id": verification_id,
+                    "status": "NEW",
+                    "code_hash": code_hash(&id, &verification_id, SEEDED_CODE),
+                    "code_expired_at": sent_at + 600_000_000,
+                    "active": true,
+                    "attempts": 0,
+                    "inserted_at": sent_at,
+                });
+                (json!([verification]), json!(sent_at), Some(verification_id))
+            }
+        };
+        let record = json!({
+            "version": 1,
+            "merge_request": {
+                "id": id,
+                "status": seed.status,
+                "legal_entity_id": seed.legal_entity_id,
+                "inserted_by": USER,
+                "master_person_id": uuid_v4(),
+                "merge_person_id": uuid_v4(),
+                "authentication_method_current": seed.method,
+                "inserted_at": now,
+                "updated_at": now,
+            },
+            "otp": {"sends": seed.sends, "last_sent_at": last_sent_at, "pending": null, "verifications": verifications},
+        });
+        self.app.key_value().set(
+            "default",
+            &format!("merge_request:{id}"),
+            record.to_string().into_bytes(),
+        );
+        Seeded {
+            id,
+            verification_id,
+        }
+    }
+
+    /// The stored record of a merge request, as the component wrote it.
+    pub fn record(&self, id: &str) -> Value {
+        let bytes = self
+            .app
+            .key_value()
+            .get("default", &format!("merge_request:{id}"))
+            .expect("record exists");
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Every message the gateway received, as JSON bodies.
+    pub async fn sent_sms(&self) -> Vec<Value> {
+        self.gateway
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).expect("the gateway got JSON"))
+            .collect()
+    }
+
+    pub fn log_lines(&self) -> Vec<String> {
+        self.app.logs().lines()
+    }
+}
+
+/// The code in an SMS text: the run of digits.
+pub fn code_in(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// Status, headers and JSON body of an answer.
+pub async fn answer(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    let json = serde_json::from_slice(&body).unwrap_or_else(|_| {
+        panic!(
+            "status {status}: body is not JSON: {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
+    (status, headers, json)
+}
+
+/// Asserts an error envelope and returns its `error` object.
+pub async fn expect_error(response: reqwest::Response, status: u16, kind: &str) -> Value {
+    let (actual, headers, body) = answer(response).await;
+    assert_eq!(actual, status, "{body}");
+    assert_eq!(headers["content-type"], "application/json; charset=utf-8");
+    assert_eq!(body["meta"]["code"], status);
+    assert_eq!(body["meta"]["type"], "object");
+    assert_eq!(body["error"]["type"], kind, "{body}");
+    assert!(body.get("data").is_none());
+    body["error"].clone()
+}

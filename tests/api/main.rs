@@ -1,0 +1,9 @@
+//! Black-box tests: the built component behind real HTTP, table row by table
+//! row of the contract (`POST /api/merge_requests/{id}/actions/resend_otp`).
+
+mod authentication;
+mod envelope;
+mod gateway;
+mod helpers;
+mod logs;
+mod resend;
