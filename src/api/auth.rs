@@ -169,6 +169,38 @@ mod tests {
         assert_eq!(bearer_token(&headers(&[])), None);
     }
 
+    fn settings() -> AuthSettings {
+        AuthSettings {
+            jwks: r#"{"keys":[{"kty":"oct","kid":"hs","k":"c2VjcmV0"}]}"#.into(),
+            allow_hs256: true,
+            leeway_seconds: 30,
+            issuer: "https://issuer".into(),
+            mis_api_keys: vec![("mis".into(), [0; 32])],
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_tokens_are_refused_without_panicking(token in "\\PC{0,300}") {
+            proptest::prop_assert!(verify_token(&token, &settings(), 0).is_none());
+        }
+
+        #[test]
+        fn arbitrary_header_bytes_never_panic(
+            authorization in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            api_key in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let mut map = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&authorization) {
+                map.insert(http::header::AUTHORIZATION, value);
+            }
+            if let Ok(value) = HeaderValue::from_bytes(&api_key) {
+                map.insert("api-key", value);
+            }
+            proptest::prop_assert!(authenticate(&map, &settings(), 0).is_err());
+        }
+    }
+
     #[test]
     fn api_keys_match_by_sha256() {
         let digest: [u8; 32] = Sha256::digest(b"secret-key").into();

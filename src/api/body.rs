@@ -89,4 +89,11 @@ mod tests {
         assert!(!is_json_media_type("text/plain"));
         assert!(!is_json_media_type("application/jsonx"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn media_type_parsing_never_panics(value in "\\PC*") {
+            let _ = is_json_media_type(&value);
+        }
+    }
 }

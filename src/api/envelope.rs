@@ -179,6 +179,19 @@ mod tests {
         assert_eq!(meta_for(&[]).request_id, "fresh");
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_request_id_header_yields_a_printable_id(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let mut map = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_bytes(&raw) {
+                map.insert("x-request-id", value);
+            }
+            let meta = RequestMeta::from_request(&map, &"/".parse().unwrap(), || "fresh-id".into());
+            proptest::prop_assert!(meta.request_id.bytes().all(|b| b.is_ascii_graphic()));
+            proptest::prop_assert!(HeaderValue::from_str(&meta.request_id).is_ok());
+        }
+    }
+
     #[test]
     fn url_comes_from_spin_full_url() {
         let meta = meta_for(&[("spin-full-url", "https://host/api/x")]);

@@ -56,6 +56,15 @@ mod tests {
         assert!(MergeRequestId::parse("").is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_paths_never_panics_and_round_trips(raw in "\\PC{0,64}") {
+            if let Some(id) = MergeRequestId::parse(&raw) {
+                proptest::prop_assert_eq!(id.to_string(), raw.to_ascii_lowercase());
+            }
+        }
+    }
+
     #[test]
     fn random_verification_ids_are_version_4() {
         let id = VerificationId::from_random_bytes([0xff; 16]).to_string();
