@@ -47,12 +47,12 @@ async fn a_json_body_is_accepted_and_ignored() {
     let app = TestApp::spawn().await;
     let seeded = app.seed(Seed::default());
     let response = app
-        .resend_request(&seeded.id)
-        .header("Content-Type", "application/json")
-        .body(r#"{"anything": ["is", "ignored"]}"#)
-        .send()
-        .await
-        .unwrap();
+        .resend_with_body(
+            &seeded.id,
+            "application/json",
+            r#"{"anything": ["is", "ignored"]}"#,
+        )
+        .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -62,12 +62,8 @@ async fn a_body_over_the_limit_is_413() {
     let seeded = app.seed(Seed::default());
     let body = format!(r#"{{"padding": "{}"}}"#, "x".repeat(100));
     let response = app
-        .resend_request(&seeded.id)
-        .header("Content-Type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .resend_with_body(&seeded.id, "application/json", &body)
+        .await;
     expect_error(response, 413, "request_too_large").await;
     assert!(app.sent_sms().await.is_empty());
 }
@@ -78,12 +74,8 @@ async fn a_body_that_is_not_json_is_400() {
     let seeded = app.seed(Seed::default());
     for body in ["{not json", "\u{0}\u{1}", "{\"a\": 1} trailing"] {
         let response = app
-            .resend_request(&seeded.id)
-            .header("Content-Type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+            .resend_with_body(&seeded.id, "application/json", &body)
+            .await;
         expect_error(response, 400, "request_malformed").await;
     }
     assert!(app.sent_sms().await.is_empty());
@@ -94,12 +86,8 @@ async fn a_body_of_another_media_type_is_415() {
     let app = TestApp::spawn().await;
     let seeded = app.seed(Seed::default());
     let response = app
-        .resend_request(&seeded.id)
-        .header("Content-Type", "text/plain")
-        .body("hello")
-        .send()
-        .await
-        .unwrap();
+        .resend_with_body(&seeded.id, "text/plain", "hello")
+        .await;
     expect_error(response, 415, "content_type_invalid").await;
 }
 

@@ -62,10 +62,16 @@ async fn the_default_template_is_the_ehealth_text() {
     );
 }
 
-/// After a failed send the old code is still the one: same record, nothing
-/// counted, and a resend may follow at once.
-async fn assert_failed_send_changed_nothing(app: &TestApp, seeded: &Seeded, before: &Value) {
-    assert_eq!(&app.record(&seeded.id), before);
+/// A resend the gateway does not take: 503 with `Retry-After`, and the old
+/// code is still the one: same record, nothing counted.
+async fn assert_send_fails_and_changes_nothing(app: &TestApp) -> Seeded {
+    let seeded = app.seed(Seed::default());
+    let before = app.record(&seeded.id);
+    let response = app.resend(&seeded.id).await;
+    assert!(response.headers().contains_key("retry-after"));
+    let error = expect_error(response, 503, "service_unavailable").await;
+    assert_eq!(error["message"], "SMS gateway is unavailable");
+    assert_eq!(app.record(&seeded.id), before);
     let active = &before["otp"]["verifications"][0];
     assert_eq!(active["active"], true);
     assert_eq!(
@@ -76,12 +82,7 @@ async fn assert_failed_send_changed_nothing(app: &TestApp, seeded: &Seeded, befo
             SEEDED_CODE
         )
     );
-}
-
-async fn expect_gateway_unavailable(response: reqwest::Response) {
-    assert!(response.headers().contains_key("retry-after"));
-    let error = expect_error(response, 503, "service_unavailable").await;
-    assert_eq!(error["message"], "SMS gateway is unavailable");
+    seeded
 }
 
 #[tokio::test]
@@ -92,10 +93,7 @@ async fn row11_a_gateway_error_is_503_and_the_old_code_stays_valid() {
         .with_priority(1)
         .mount(&app.gateway)
         .await;
-    let seeded = app.seed(Seed::default());
-    let before = app.record(&seeded.id);
-    expect_gateway_unavailable(app.resend(&seeded.id).await).await;
-    assert_failed_send_changed_nothing(&app, &seeded, &before).await;
+    let seeded = assert_send_fails_and_changes_nothing(&app).await;
 
     // The gateway recovers: the patient may retry at once, and the budget was not spent.
     app.gateway.reset().await;
@@ -116,10 +114,7 @@ async fn row11_a_gateway_timeout_is_503_and_the_old_code_stays_valid() {
         .with_priority(1)
         .mount(&app.gateway)
         .await;
-    let seeded = app.seed(Seed::default());
-    let before = app.record(&seeded.id);
-    expect_gateway_unavailable(app.resend(&seeded.id).await).await;
-    assert_failed_send_changed_nothing(&app, &seeded, &before).await;
+    assert_send_fails_and_changes_nothing(&app).await;
 }
 
 #[tokio::test]
@@ -134,21 +129,15 @@ async fn row11_a_refused_connection_is_503_and_the_old_code_stays_valid() {
         ("sms_gateway_origin", &origin),
     ])
     .await;
-    let seeded = app.seed(Seed::default());
-    let before = app.record(&seeded.id);
-    expect_gateway_unavailable(app.resend(&seeded.id).await).await;
-    assert_failed_send_changed_nothing(&app, &seeded, &before).await;
+    assert_send_fails_and_changes_nothing(&app).await;
 }
 
 #[tokio::test]
 async fn an_undeclared_outbound_host_is_refused_as_spin_refuses_it() {
     // The URL points at the mock, but spin.toml only allows the default origin.
     let app = TestApp::spawn_with(&[("sms_gateway_origin", "https://sms-gateway.invalid")]).await;
-    let seeded = app.seed(Seed::default());
-    let before = app.record(&seeded.id);
-    expect_gateway_unavailable(app.resend(&seeded.id).await).await;
+    assert_send_fails_and_changes_nothing(&app).await;
     assert!(app.gateway.received_requests().await.unwrap().is_empty());
-    assert_failed_send_changed_nothing(&app, &seeded, &before).await;
 }
 
 #[tokio::test]

@@ -277,6 +277,20 @@ impl TestApp {
             .header("Api-Key", API_KEY)
     }
 
+    pub async fn resend_with_body(
+        &self,
+        id: &str,
+        content_type: &str,
+        body: &str,
+    ) -> reqwest::Response {
+        self.resend_request(id)
+            .header("Content-Type", content_type)
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("the app answers")
+    }
+
     pub async fn resend(&self, id: &str) -> reqwest::Response {
         self.resend_request(id)
             .send()
