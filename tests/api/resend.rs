@@ -296,7 +296,8 @@ async fn row10_the_daily_limit_counts_every_merge_request_of_a_phone() {
     assert!(!keys.contains("380"), "{keys}");
 }
 
-#[tokio::test]
+// Several worker threads, so that instances really run at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn parallel_resends_send_exactly_one_sms() {
     let app = TestApp::spawn().await;
     let seeded = app.seed(Seed::default());
