@@ -74,7 +74,7 @@ async fn a_body_that_is_not_json_is_400() {
     let seeded = app.seed(Seed::default());
     for body in ["{not json", "\u{0}\u{1}", "{\"a\": 1} trailing"] {
         let response = app
-            .resend_with_body(&seeded.id, "application/json", &body)
+            .resend_with_body(&seeded.id, "application/json", body)
             .await;
         expect_error(response, 400, "request_malformed").await;
     }
