@@ -2,8 +2,8 @@
 
 pub mod adapters;
 pub mod api;
+pub mod app;
 pub mod domain;
-pub mod resend;
 
 mod bindings {
     wit_bindgen::generate!({

@@ -23,6 +23,8 @@ pub enum SmsProvider {
 pub struct Settings {
     pub code_length: CodeLength,
     pub code_ttl_seconds: u64,
+    pub max_attempts: u32,
+    pub merge_request_ttl_seconds: u64,
     pub otp_hash_key: Vec<u8>,
     pub sms_template: String,
     pub limits: SendLimits,
@@ -97,6 +99,8 @@ impl Settings {
             code_length: CodeLength::parse(v.number("otp_code_length", 4, 8)?)
                 .ok_or_else(|| SettingsError("otp_code_length must be 4 to 8".into()))?,
             code_ttl_seconds: v.number("otp_ttl_seconds", 1, 86_400)?,
+            max_attempts: v.number("otp_max_attempts", 1, 100)? as u32,
+            merge_request_ttl_seconds: v.number("merge_request_ttl_hours", 1, 24 * 365)? * 3600,
             otp_hash_key,
             sms_template,
             limits: SendLimits {
@@ -196,6 +200,8 @@ mod tests {
         [
             ("otp_code_length", "6"),
             ("otp_ttl_seconds", "600"),
+            ("otp_max_attempts", "3"),
+            ("merge_request_ttl_hours", "24"),
             ("otp_hash_key", ""),
             ("sms_template", "Code: {code}"),
             ("otp_resend_cooldown_seconds", "60"),

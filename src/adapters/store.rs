@@ -51,6 +51,10 @@ pub fn merge_request_key(id: MergeRequestId) -> String {
     format!("merge_request:{id}")
 }
 
+fn generation_key(merge_person_id: &str) -> String {
+    format!("merge_person_generation:{merge_person_id}")
+}
+
 pub fn phone_sends_key(phone_digest: &str, utc_date: &str) -> String {
     format!("sends_per_phone:{phone_digest}:{utc_date}")
 }
@@ -76,20 +80,7 @@ impl Store {
             let Some(bytes) = cas.current().map_err(log_error)? else {
                 return Err(UpdateError::NotFound);
             };
-            let mut record: MergeRequestRecord = serde_json::from_slice(&bytes).map_err(|e| {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"level": "error", "message": "unreadable record", "key": key, "error": e.to_string()})
-                );
-                StorageUnavailable
-            })?;
-            if record.version != RECORD_VERSION {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"level": "error", "message": "record of an unknown format version", "key": key, "version": record.version})
-                );
-                return Err(UpdateError::Storage);
-            }
+            let mut record = decode(&key, &bytes)?;
             let outcome = change(&mut record).map_err(UpdateError::Refused)?;
             let updated = serde_json::to_vec(&record).map_err(|_| StorageUnavailable)?;
             match atomics::swap(cas, &updated) {
@@ -99,6 +90,38 @@ impl Store {
             }
         }
         Err(UpdateError::Storage)
+    }
+
+    /// Reads a merge request's record without writing.
+    pub fn read(
+        &self,
+        id: MergeRequestId,
+    ) -> Result<Option<MergeRequestRecord>, StorageUnavailable> {
+        let key = merge_request_key(id);
+        match self.bucket.get(&key).map_err(log_error)? {
+            None => Ok(None),
+            Some(bytes) => decode(&key, &bytes).map(Some),
+        }
+    }
+
+    /// Stores a new merge request. Its id is fresh from the random source, so
+    /// no other request can be writing the same key.
+    pub fn insert(&self, record: &MergeRequestRecord) -> Result<(), StorageUnavailable> {
+        let bytes = serde_json::to_vec(record).map_err(|_| StorageUnavailable)?;
+        self.bucket
+            .set(&merge_request_key(record.merge_request.id), &bytes)
+            .map_err(log_error)
+    }
+
+    /// The generation of the latest merge request on a person (0: none yet).
+    pub fn live_generation(&self, merge_person_id: &str) -> Result<u64, StorageUnavailable> {
+        Ok(u64::try_from(self.counter(&generation_key(merge_person_id))?).unwrap_or(0))
+    }
+
+    /// Claims the next generation on a person: the request that gets it is
+    /// the live one, and any older one counts as rejected from then on.
+    pub fn next_generation(&self, merge_person_id: &str) -> Result<u64, StorageUnavailable> {
+        Ok(u64::try_from(self.increment(&generation_key(merge_person_id), 1)?).unwrap_or(0))
     }
 
     /// Reads a counter kept with [`Store::increment`] without writing.
@@ -115,6 +138,26 @@ impl Store {
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, StorageUnavailable> {
         atomics::increment(&self.bucket, key, delta).map_err(log_error)
     }
+}
+
+/// A stored record, refused (as storage trouble) when it does not parse or
+/// has a format version this code does not know.
+fn decode(key: &str, bytes: &[u8]) -> Result<MergeRequestRecord, StorageUnavailable> {
+    let record: MergeRequestRecord = serde_json::from_slice(bytes).map_err(|e| {
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "error", "message": "unreadable record", "key": key, "error": e.to_string()})
+        );
+        StorageUnavailable
+    })?;
+    if record.version != RECORD_VERSION {
+        eprintln!(
+            "{}",
+            serde_json::json!({"level": "error", "message": "record of an unknown format version", "key": key, "version": record.version})
+        );
+        return Err(StorageUnavailable);
+    }
+    Ok(record)
 }
 
 fn log_error(error: store::Error) -> StorageUnavailable {

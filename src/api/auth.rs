@@ -16,13 +16,13 @@ use crate::adapters::settings::AuthSettings;
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 pub struct Caller {
+    pub user_id: String,
     pub legal_entity_id: String,
     scopes: Vec<String>,
 }
 
 #[derive(Deserialize)]
 struct Claims {
-    #[allow(dead_code, reason = "required: a token must name its user")]
     sub: String,
     client_id: String,
     #[serde(default)]
@@ -60,6 +60,7 @@ pub fn authenticate(
         return Err(ApiError::access_denied("Invalid api key"));
     }
     Ok(Caller {
+        user_id: claims.sub,
         legal_entity_id: claims.client_id,
         scopes: claims.scope.split_whitespace().map(str::to_owned).collect(),
     })

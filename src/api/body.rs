@@ -6,9 +6,11 @@ use spin_sdk::http::Request;
 
 use super::envelope::ApiError;
 
-/// A body is optional; when present it must be JSON within `max_bytes`. Its
-/// content is not used, so it is only checked, never returned.
-pub async fn read_json_or_empty(request: Request, max_bytes: usize) -> Result<(), ApiError> {
+/// A body is optional (`None`); when present it must be JSON within `max_bytes`.
+pub async fn read_json(
+    request: Request,
+    max_bytes: usize,
+) -> Result<Option<serde_json::Value>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -45,7 +47,7 @@ pub async fn read_json_or_empty(request: Request, max_bytes: usize) -> Result<()
         })?
         .to_bytes();
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(());
+        return Ok(None);
     }
     if !is_json {
         return Err(ApiError::new(
@@ -54,15 +56,13 @@ pub async fn read_json_or_empty(request: Request, max_bytes: usize) -> Result<()
             "Invalid content type: expected application/json",
         ));
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(&body)
-        .map(drop)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "request_malformed",
-                "Request body is not valid JSON",
-            )
-        })
+    serde_json::from_slice(&body).map(Some).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "request_malformed",
+            "Request body is not valid JSON",
+        )
+    })
 }
 
 /// `application/json`, any `+json` type, with or without parameters.

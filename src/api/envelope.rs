@@ -73,15 +73,20 @@ impl ApiError {
 
     /// 422 with one `json_data_property` entry, as eHealth reports a rule broken by stored data.
     pub fn validation_failed(entry: &str, description: &str) -> Self {
+        Self::invalid(vec![json!({
+            "entry_type": "json_data_property",
+            "entry": entry,
+            "rules": [{"rule": "invalid", "description": description, "params": []}],
+        })])
+    }
+
+    /// 422 listing every invalid entry.
+    pub fn invalid(entries: Vec<Value>) -> Self {
         Self {
             status: StatusCode::UNPROCESSABLE_ENTITY,
             kind: "validation_failed",
             message: None,
-            invalid: Some(json!([{
-                "entry_type": "json_data_property",
-                "entry": entry,
-                "rules": [{"rule": "invalid", "description": description, "params": []}],
-            }])),
+            invalid: Some(Value::Array(entries)),
             headers: Vec::new(),
         }
     }

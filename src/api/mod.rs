@@ -4,18 +4,22 @@
 mod auth;
 mod body;
 mod envelope;
+mod views;
 
 use http::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 use spin_sdk::http::Request;
 
 use crate::adapters::settings::{Settings, SettingsError};
 use crate::adapters::{clock, random};
-use crate::domain::{LimitReached, MergeRequestId, NotResendable, VerificationId};
-use crate::resend::{ResendError, ResendTrace, resend_otp};
+use crate::app::{self, Actor, Failure, Trace};
+use crate::domain::{
+    CodeRefused, FieldError, LimitReached, MergeRequestId, NewMergeRequest, VerificationId,
+};
 use envelope::{ApiError, HttpResponse, RequestMeta, header, success};
 
 const MERGE_REQUEST_WRITE: &str = "merge_request:write";
+const MERGE_REQUEST_READ: &str = "merge_request:read";
 
 /// One line of the request log: never a code, token, key or full number.
 #[derive(Default)]
@@ -24,7 +28,74 @@ struct LogLine {
     outcome: &'static str,
     legal_entity_id: Option<String>,
     merge_request_id: Option<String>,
-    trace: ResendTrace,
+    trace: Trace,
+}
+
+/// The routes, with the `{id}` segment as it came.
+enum Route<'a> {
+    Create,
+    Read(&'a str),
+    Resend(&'a str),
+    Approve(&'a str),
+    Reject(&'a str),
+}
+
+impl<'a> Route<'a> {
+    /// The route of `path`; a known path with another method is 405 with `Allow`.
+    fn resolve(method: &Method, path: &'a str) -> Result<Self, ApiError> {
+        let segments: Vec<&str> = path.split('/').collect();
+        let (route, allowed) = match segments.as_slice() {
+            ["", "api", "merge_requests"] => (Self::Create, Method::POST),
+            ["", "api", "merge_requests", id] => (Self::Read(id), Method::GET),
+            ["", "api", "merge_requests", id, "actions", "resend_otp"] => {
+                (Self::Resend(id), Method::POST)
+            }
+            ["", "api", "merge_requests", id, "actions", "approve"] => {
+                (Self::Approve(id), Method::PATCH)
+            }
+            ["", "api", "merge_requests", id, "actions", "reject"] => {
+                (Self::Reject(id), Method::PATCH)
+            }
+            _ => return Err(ApiError::not_found("Route not found")),
+        };
+        if *method != allowed {
+            return Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            )
+            .with_header("allow", allowed.as_str()));
+        }
+        Ok(route)
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Read(_) => "read",
+            Self::Resend(_) => "resend_otp",
+            Self::Approve(_) => "approve",
+            Self::Reject(_) => "reject",
+        }
+    }
+
+    /// What the log says a successful request did.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Create => "created",
+            Self::Read(_) => "read",
+            Self::Resend(_) => "sent",
+            Self::Approve(_) => "approved",
+            Self::Reject(_) => "rejected",
+        }
+    }
+
+    fn scope(&self) -> &'static str {
+        match self {
+            Self::Read(_) => MERGE_REQUEST_READ,
+            _ => MERGE_REQUEST_WRITE,
+        }
+    }
 }
 
 pub async fn serve(request: Request) -> HttpResponse {
@@ -37,7 +108,7 @@ pub async fn serve(request: Request) -> HttpResponse {
         outcome: "refused",
         ..LogLine::default()
     };
-    let response = match route(request, &meta, &mut log).await {
+    let response = match handle(request, &meta, &mut log).await {
         Ok(response) => response,
         Err(error) => error.into_response(&meta),
     };
@@ -45,25 +116,14 @@ pub async fn serve(request: Request) -> HttpResponse {
     response
 }
 
-async fn route(
+async fn handle(
     request: Request,
     meta: &RequestMeta,
     log: &mut LogLine,
 ) -> Result<HttpResponse, ApiError> {
-    let segments: Vec<&str> = request.uri().path().split('/').collect();
-    let raw_id = match segments.as_slice() {
-        ["", "api", "merge_requests", id, "actions", "resend_otp"] => (*id).to_owned(),
-        _ => return Err(ApiError::not_found("Route not found")),
-    };
-    log.route = "resend_otp";
-    if request.method() != Method::POST {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "Method not allowed",
-        )
-        .with_header("allow", "POST"));
-    }
+    let path = request.uri().path().to_owned();
+    let route = Route::resolve(request.method(), &path)?;
+    log.route = route.name();
     let settings = Settings::load().map_err(misconfigured)?;
     let caller = auth::authenticate(
         request.headers(),
@@ -71,35 +131,113 @@ async fn route(
         clock::now().unix_seconds().max(0) as u64,
     )?;
     log.legal_entity_id = Some(caller.legal_entity_id.clone());
-    caller.require_scope(MERGE_REQUEST_WRITE)?;
-    body::read_json_or_empty(request, settings.max_body_bytes).await?;
-    let id = MergeRequestId::parse(&raw_id)
-        .ok_or_else(|| ApiError::not_found("Merge request not found"))?;
-    log.merge_request_id = Some(id.to_string());
+    caller.require_scope(route.scope())?;
+    let body = body::read_json(request, settings.max_body_bytes).await?;
+    let actor = Actor {
+        user_id: &caller.user_id,
+        legal_entity_id: &caller.legal_entity_id,
+    };
+    let mut merge_request_id = |raw: &str| {
+        let id = MergeRequestId::parse(raw)
+            .ok_or_else(|| ApiError::not_found("Merge request not found"))?;
+        log.merge_request_id = Some(id.to_string());
+        Ok::<_, ApiError>(id)
+    };
 
-    let resent = resend_otp(&settings, &caller.legal_entity_id, id, &mut log.trace)
-        .await
-        .map_err(resend_error)?;
-    log.outcome = "sent";
-    let verification = &resent.verification;
-    let headers = [
-        header("x-otp-sends-remaining", resent.sends_remaining),
-        resent
-            .resend_after_seconds
-            .and_then(|after| header("x-otp-resend-after", after)),
-    ];
-    let data = json!({
-        "id": verification.id,
-        "status": verification.status,
-        "code_expired_at": verification.code_expired_at.to_rfc3339(),
-        "active": verification.active,
-    });
-    Ok(success(
-        StatusCode::OK,
-        data,
-        meta,
-        headers.into_iter().flatten().collect(),
-    ))
+    let outcome = route.outcome();
+    let (status, data, headers) = match route {
+        Route::Create => {
+            let new = NewMergeRequest::parse(body.as_ref()).map_err(invalid_fields)?;
+            let created = app::create(&settings, &actor, new, &mut log.trace)
+                .await
+                .map_err(failure)?;
+            log.merge_request_id = Some(created.merge_request.id.to_string());
+            (
+                StatusCode::CREATED,
+                views::merge_request(&created),
+                Vec::new(),
+            )
+        }
+        Route::Read(raw) => {
+            let id = merge_request_id(raw)?;
+            let found = app::read(&settings, &caller.legal_entity_id, id).map_err(failure)?;
+            (StatusCode::OK, views::merge_request(&found), Vec::new())
+        }
+        Route::Resend(raw) => {
+            let id = merge_request_id(raw)?;
+            let resent = app::resend_otp(&settings, &caller.legal_entity_id, id, &mut log.trace)
+                .await
+                .map_err(failure)?;
+            let headers = [
+                header("x-otp-sends-remaining", resent.sends_remaining),
+                resent
+                    .resend_after_seconds
+                    .and_then(|after| header("x-otp-resend-after", after)),
+            ];
+            (
+                StatusCode::OK,
+                views::verification(&resent.verification),
+                headers.into_iter().flatten().collect(),
+            )
+        }
+        Route::Approve(raw) => {
+            let id = merge_request_id(raw)?;
+            let code = verification_code(body.as_ref())?;
+            let approved = app::approve(&settings, &actor, id, &code).map_err(failure)?;
+            (StatusCode::OK, views::merge_request(&approved), Vec::new())
+        }
+        Route::Reject(raw) => {
+            let id = merge_request_id(raw)?;
+            let rejected = app::reject(&settings, &caller.legal_entity_id, id).map_err(failure)?;
+            (StatusCode::OK, views::merge_request(&rejected), Vec::new())
+        }
+    };
+    log.outcome = outcome;
+    Ok(success(status, data, meta, headers))
+}
+
+/// `{"verification_code": "…"}` and nothing else.
+fn verification_code(body: Option<&Value>) -> Result<String, ApiError> {
+    let object = body.and_then(Value::as_object);
+    let code = object
+        .and_then(|o| o.get("verification_code"))
+        .and_then(Value::as_str);
+    let mut errors: Vec<FieldError> = object
+        .into_iter()
+        .flat_map(|o| o.keys())
+        .filter(|key| *key != "verification_code")
+        .map(|key| FieldError {
+            entry: format!("$.{key}"),
+            rule: "schema",
+            description: "unknown property".into(),
+        })
+        .collect();
+    if code.is_none() {
+        errors.push(FieldError {
+            entry: "$.verification_code".into(),
+            rule: "required",
+            description: "required string property is missing".into(),
+        });
+    }
+    match code {
+        Some(code) if errors.is_empty() => Ok(code.to_owned()),
+        _ => Err(invalid_fields(errors)),
+    }
+}
+
+fn invalid_fields(errors: Vec<FieldError>) -> ApiError {
+    ApiError::invalid(
+        errors
+            .into_iter()
+            .map(|e| {
+                json!({
+                    "entry_type": "json_data_property",
+                    "entry": e.entry,
+                    "rules": [{"rule": e.rule, "description": e.description, "params": []}],
+                })
+            })
+            .collect(),
+    )
 }
 
 fn misconfigured(error: SettingsError) -> ApiError {
@@ -110,25 +248,34 @@ fn misconfigured(error: SettingsError) -> ApiError {
     ApiError::service_unavailable("Service is not configured")
 }
 
-fn resend_error(error: ResendError) -> ApiError {
-    match error {
-        ResendError::NotFound => ApiError::not_found("Merge request not found"),
-        ResendError::NotResendable(NotResendable::IncorrectStatus) => {
-            ApiError::validation_failed("$.status", "incorrect status")
-        }
-        ResendError::NotResendable(NotResendable::NotOtp) => {
+fn failure(failure: Failure) -> ApiError {
+    let forbidden = |message| ApiError::new(StatusCode::FORBIDDEN, "forbidden", message);
+    let unprocessable = |message| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            message,
+        )
+    };
+    match failure {
+        Failure::NotFound => ApiError::not_found("Merge request not found"),
+        Failure::IncorrectStatus => ApiError::validation_failed("$.status", "incorrect status"),
+        Failure::NotOtp => {
             ApiError::validation_failed("$.authentication_method_current", "Auth method is not OTP")
         }
-        ResendError::Limit(limit) => too_many_requests(limit),
-        ResendError::SmsUnavailable(failure) => {
-            eprintln!(
-                "{}",
-                json!({"level": "error", "message": "SMS gateway failed", "error": failure.to_string()})
-            );
-            ApiError::service_unavailable("SMS gateway is unavailable")
-                .with_header("retry-after", 30)
+        Failure::NotCreator => {
+            unprocessable("User doesn't belong to legal entity where the merge request was created")
         }
-        ResendError::Storage => ApiError::service_unavailable("Storage is unavailable"),
+        Failure::NotRejectable => unprocessable("Incorrect status to reject merge request"),
+        Failure::Code(CodeRefused::NoActiveCode | CodeRefused::Invalid) => {
+            forbidden("Invalid verification code")
+        }
+        Failure::Code(CodeRefused::Expired) => forbidden("Verification code expired"),
+        Failure::Code(CodeRefused::MaxAttempts) => forbidden("Maximum attempts exceed"),
+        Failure::Limit(limit) => too_many_requests(limit),
+        Failure::SmsUnavailable(_) => ApiError::service_unavailable("SMS gateway is unavailable")
+            .with_header("retry-after", 30),
+        Failure::Storage => ApiError::service_unavailable("Storage is unavailable"),
     }
 }
 

@@ -16,6 +16,11 @@ impl MergeRequestId {
         }
         Uuid::try_parse(raw).ok().map(Self)
     }
+
+    /// A version-4 UUID from 16 bytes of the host's random source.
+    pub fn from_random_bytes(bytes: [u8; 16]) -> Self {
+        Self(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    }
 }
 
 impl fmt::Display for MergeRequestId {

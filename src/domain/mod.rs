@@ -3,17 +3,22 @@
 
 mod ids;
 mod merge_request;
+mod new_merge_request;
 mod otp_code;
 mod phone_number;
 mod time;
 mod verification;
 
 pub use ids::{MergeRequestId, VerificationId};
-pub use merge_request::{AuthenticationMethod, MergeRequest, MergeRequestStatus, NotResendable};
+pub use merge_request::{
+    AuthenticationMethod, MergeRequest, MergeRequestStatus, NotRejectable, NotResendable,
+    StatusContext,
+};
+pub use new_merge_request::{FieldError, NewMergeRequest};
 pub use otp_code::{CodeHash, CodeLength, OtpCode, hex};
 pub use phone_number::PhoneNumber;
 pub use time::Timestamp;
 pub use verification::{
-    LimitReached, OtpLedger, PendingSend, ReservationLost, SendLimits, Verification,
+    CodeRefused, LimitReached, OtpLedger, PendingSend, ReservationLost, SendLimits, Verification,
     VerificationStatus, check_phone_daily,
 };

@@ -24,6 +24,35 @@ pub struct Verification {
     pub inserted_at: Timestamp,
 }
 
+impl Verification {
+    /// The status as of `now`: an unused code past its expiry shows as expired.
+    pub fn status_at(&self, now: Timestamp) -> VerificationStatus {
+        if self.status == VerificationStatus::New && now >= self.code_expired_at {
+            VerificationStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// Why a code read out by the patient does not approve the merge request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeRefused {
+    /// No code is waiting for approval (none was sent, or it was cancelled).
+    NoActiveCode,
+    Invalid,
+    Expired,
+    MaxAttempts,
+}
+
+impl CodeRefused {
+    /// Whether the refusal changed the ledger (an attempt was counted), so
+    /// that it must be written even though the approval failed.
+    pub fn is_counted(self) -> bool {
+        self == Self::Invalid
+    }
+}
+
 /// A send that has been reserved but not yet confirmed by the gateway. While
 /// it stands, no other send for the merge request may start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,10 +180,7 @@ impl OtpLedger {
         code_expired_at: Timestamp,
     ) -> Result<&Verification, ReservationLost> {
         self.take_pending(reservation)?;
-        for previous in self.verifications.iter_mut().filter(|v| v.active) {
-            previous.active = false;
-            previous.status = VerificationStatus::Canceled;
-        }
+        self.cancel_active();
         self.verifications.push(Verification {
             id: reservation.verification_id,
             status: VerificationStatus::New,
@@ -165,6 +191,49 @@ impl OtpLedger {
             inserted_at: reservation.reserved_at,
         });
         Ok(self.verifications.last().expect("just pushed"))
+    }
+
+    /// Checks a code against the active verification. `hash_of` hashes the
+    /// guess for a given verification; the comparison is constant-time. A wrong
+    /// guess counts an attempt, and the last allowed one makes the verification
+    /// `UNVERIFIED`: only a resend brings a new code.
+    pub fn check_code(
+        &mut self,
+        hash_of: impl Fn(VerificationId) -> CodeHash,
+        now: Timestamp,
+        max_attempts: u32,
+    ) -> Result<(), CodeRefused> {
+        let Some(latest) = self.verifications.last_mut() else {
+            return Err(CodeRefused::NoActiveCode);
+        };
+        if latest.status == VerificationStatus::Unverified {
+            return Err(CodeRefused::MaxAttempts);
+        }
+        if !latest.active {
+            return Err(CodeRefused::NoActiveCode);
+        }
+        if now >= latest.code_expired_at {
+            return Err(CodeRefused::Expired);
+        }
+        if latest.code_hash.matches(&hash_of(latest.id)) {
+            latest.status = VerificationStatus::Verified;
+            latest.active = false;
+            return Ok(());
+        }
+        latest.attempts += 1;
+        if latest.attempts >= max_attempts {
+            latest.status = VerificationStatus::Unverified;
+            latest.active = false;
+        }
+        Err(CodeRefused::Invalid)
+    }
+
+    /// The merge request ended: its code can no longer approve it.
+    pub fn cancel_active(&mut self) {
+        for verification in self.verifications.iter_mut().filter(|v| v.active) {
+            verification.active = false;
+            verification.status = VerificationStatus::Canceled;
+        }
     }
 
     fn take_pending(&mut self, reservation: &PendingSend) -> Result<(), ReservationLost> {
@@ -308,6 +377,79 @@ mod tests {
             Some(ReservationLost)
         );
         assert_eq!(ledger.release(&stale), Err(ReservationLost));
+    }
+
+    fn guess(code: &'static str) -> impl Fn(VerificationId) -> CodeHash {
+        move |_| hash(code)
+    }
+
+    #[test]
+    fn the_right_code_verifies_the_active_verification() {
+        let mut ledger = ledger_with_one_code(0);
+        assert_eq!(ledger.check_code(guess("h1"), at(10), 3), Ok(()));
+        assert_eq!(ledger.verifications[0].status, VerificationStatus::Verified);
+        assert!(ledger.active().is_none());
+        assert_eq!(
+            ledger.check_code(guess("h1"), at(11), 3),
+            Err(CodeRefused::NoActiveCode)
+        );
+    }
+
+    #[test]
+    fn wrong_codes_are_counted_until_the_verification_is_spent() {
+        let mut ledger = ledger_with_one_code(0);
+        for attempt in 1..=3 {
+            let refused = ledger.check_code(guess("nope"), at(10), 3).unwrap_err();
+            assert_eq!(refused, CodeRefused::Invalid);
+            assert!(refused.is_counted());
+            assert_eq!(ledger.verifications[0].attempts, attempt);
+        }
+        assert_eq!(
+            ledger.verifications[0].status,
+            VerificationStatus::Unverified
+        );
+        assert_eq!(
+            ledger.check_code(guess("h1"), at(10), 3),
+            Err(CodeRefused::MaxAttempts)
+        );
+        assert!(!CodeRefused::MaxAttempts.is_counted());
+        // A resend brings a fresh verification with its own attempts.
+        let r = ledger.reserve(id(2), at(100), &LIMITS).unwrap();
+        ledger.commit(&r, hash("h2"), at(700)).unwrap();
+        assert_eq!(ledger.check_code(guess("h2"), at(101), 3), Ok(()));
+    }
+
+    #[test]
+    fn an_expired_code_is_refused_and_shown_expired() {
+        let mut ledger = ledger_with_one_code(0);
+        assert_eq!(
+            ledger.check_code(guess("h1"), at(600), 3),
+            Err(CodeRefused::Expired)
+        );
+        assert_eq!(
+            ledger.verifications[0].status_at(at(600)),
+            VerificationStatus::Expired
+        );
+        assert_eq!(
+            ledger.verifications[0].status_at(at(599)),
+            VerificationStatus::New
+        );
+        assert_eq!(ledger.verifications[0].attempts, 0);
+    }
+
+    #[test]
+    fn a_cancelled_code_no_longer_approves() {
+        let mut ledger = ledger_with_one_code(0);
+        ledger.cancel_active();
+        assert_eq!(ledger.verifications[0].status, VerificationStatus::Canceled);
+        assert_eq!(
+            ledger.check_code(guess("h1"), at(10), 3),
+            Err(CodeRefused::NoActiveCode)
+        );
+        assert_eq!(
+            OtpLedger::default().check_code(guess("h1"), at(10), 3),
+            Err(CodeRefused::NoActiveCode)
+        );
     }
 
     #[test]

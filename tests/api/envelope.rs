@@ -28,7 +28,7 @@ async fn unknown_routes_are_404_in_the_envelope() {
     let app = TestApp::spawn().await;
     for path in [
         "/",
-        "/api/merge_requests",
+        "/api",
         "/api/merge_requests/x/actions/approve_otp",
         "/api/merge_requests/x/actions/resend_otp/extra",
     ] {

@@ -334,6 +334,7 @@ impl TestApp {
                 "authentication_method_current": seed.method,
                 "inserted_at": now,
                 "updated_at": now,
+                "generation": 0,
             },
             "otp": {"sends": seed.sends, "last_sent_at": last_sent_at, "pending": null, "verifications": verifications},
         });
