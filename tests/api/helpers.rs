@@ -130,6 +130,8 @@ pub struct Seed {
     /// How long ago its current code was sent; `None`: no code yet.
     pub last_sent_seconds_ago: Option<i64>,
     pub sends: u32,
+    /// How long ago the merge request was created.
+    pub age_seconds: i64,
 }
 
 impl Default for Seed {
@@ -138,8 +140,9 @@ impl Default for Seed {
             legal_entity_id: LEGAL_ENTITY,
             status: "NEW",
             method: json!({"type": "OTP", "phone_number": PHONE}),
-            last_sent_seconds_ago: Some(600),
+            last_sent_seconds_ago: Some(300),
             sends: 1,
+            age_seconds: 300,
         }
     }
 }
@@ -291,6 +294,66 @@ impl TestApp {
             .expect("the app answers")
     }
 
+    /// A request to `path` with valid credentials and both scopes, as `user`.
+    pub fn call_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        user: &str,
+    ) -> reqwest::RequestBuilder {
+        let claims = claims(
+            ISSUER,
+            LEGAL_ENTITY,
+            user,
+            "merge_request:write merge_request:read",
+            600,
+        );
+        self.client
+            .request(method, format!("{}{path}", self.base_url))
+            .bearer_auth(self.token_with(&keys().es256, &claims))
+            .header("Api-Key", API_KEY)
+    }
+
+    pub fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.call_as(method, path, USER)
+    }
+
+    pub async fn create(&self, body: &Value) -> reqwest::Response {
+        self.call(reqwest::Method::POST, "/api/merge_requests")
+            .json(body)
+            .send()
+            .await
+            .expect("the app answers")
+    }
+
+    pub async fn get(&self, id: &str) -> reqwest::Response {
+        self.call(reqwest::Method::GET, &format!("/api/merge_requests/{id}"))
+            .send()
+            .await
+            .expect("the app answers")
+    }
+
+    pub async fn approve(&self, id: &str, code: &str) -> reqwest::Response {
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/api/merge_requests/{id}/actions/approve"),
+        )
+        .json(&json!({"verification_code": code}))
+        .send()
+        .await
+        .expect("the app answers")
+    }
+
+    pub async fn reject(&self, id: &str) -> reqwest::Response {
+        self.call(
+            reqwest::Method::PATCH,
+            &format!("/api/merge_requests/{id}/actions/reject"),
+        )
+        .send()
+        .await
+        .expect("the app answers")
+    }
+
     pub async fn resend(&self, id: &str) -> reqwest::Response {
         self.resend_request(id)
             .send()
@@ -332,8 +395,8 @@ impl TestApp {
                 "master_person_id": uuid_v4(),
                 "merge_person_id": uuid_v4(),
                 "authentication_method_current": seed.method,
-                "inserted_at": now,
-                "updated_at": now,
+                "inserted_at": now - seed.age_seconds * 1_000_000,
+                "updated_at": now - seed.age_seconds * 1_000_000,
                 "generation": 0,
             },
             "otp": {"sends": seed.sends, "last_sent_at": last_sent_at, "pending": null, "verifications": verifications},
@@ -373,6 +436,19 @@ impl TestApp {
     pub fn log_lines(&self) -> Vec<String> {
         self.app.logs().lines()
     }
+}
+
+/// A valid create body for a new pair of persons.
+pub fn new_merge_request(method: Value) -> Value {
+    json!({"merge_request": {
+        "master_person_id": uuid_v4(),
+        "merge_person_id": uuid_v4(),
+        "authentication_method_current": method,
+    }})
+}
+
+pub fn otp_method() -> Value {
+    json!({"type": "OTP", "phone_number": PHONE})
 }
 
 /// The code in an SMS text: the run of digits.

@@ -5,5 +5,7 @@ mod authentication;
 mod envelope;
 mod gateway;
 mod helpers;
+mod lifecycle;
 mod logs;
+mod races;
 mod resend;
