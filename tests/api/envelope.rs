@@ -4,7 +4,9 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn other_methods_on_the_route_are_405_with_allow() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     for method in [
         reqwest::Method::GET,
@@ -25,7 +27,7 @@ async fn other_methods_on_the_route_are_405_with_allow() {
 
 #[tokio::test]
 async fn unknown_routes_are_404_in_the_envelope() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::http_only().await;
     for path in [
         "/",
         "/api",
@@ -44,7 +46,9 @@ async fn unknown_routes_are_404_in_the_envelope() {
 
 #[tokio::test]
 async fn a_json_body_is_accepted_and_ignored() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let response = app
         .resend_with_body(
@@ -58,7 +62,9 @@ async fn a_json_body_is_accepted_and_ignored() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
-    let app = TestApp::spawn_with(&[("max_body_bytes", "64")]).await;
+    let Some(app) = TestApp::local_with(&[("max_body_bytes", "64")]).await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let body = format!(r#"{{"padding": "{}"}}"#, "x".repeat(100));
     let response = app
@@ -70,7 +76,9 @@ async fn a_body_over_the_limit_is_413() {
 
 #[tokio::test]
 async fn a_body_that_is_not_json_is_400() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     for body in ["{not json", "\u{0}\u{1}", "{\"a\": 1} trailing"] {
         let response = app
@@ -83,7 +91,9 @@ async fn a_body_that_is_not_json_is_400() {
 
 #[tokio::test]
 async fn a_body_of_another_media_type_is_415() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let response = app
         .resend_with_body(&seeded.id, "text/plain", "hello")
@@ -93,7 +103,7 @@ async fn a_body_of_another_media_type_is_415() {
 
 #[tokio::test]
 async fn request_ids_are_echoed_only_when_well_formed() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::http_only().await;
     let uuid =
         regex::Regex::new(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
             .unwrap();
@@ -141,9 +151,11 @@ async fn row12_an_unavailable_store_is_503() {
 
 #[tokio::test]
 async fn row12_an_unreadable_record_is_503_not_a_crash() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let id = uuid_v4();
-    app.app.key_value().set(
+    app.host().key_value().set(
         "default",
         &format!("merge_request:{id}"),
         b"{\"version\": 1, \"merge".to_vec(),
@@ -164,7 +176,9 @@ async fn an_undeclared_variable_fails_to_start_as_on_spin() {
 
 #[tokio::test]
 async fn a_real_provider_without_a_hash_key_refuses_to_serve() {
-    let app = TestApp::spawn_with(&[("otp_hash_key", "")]).await;
+    let Some(app) = TestApp::local_with(&[("otp_hash_key", "")]).await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let error = expect_error(app.resend(&seeded.id).await, 503, "service_unavailable").await;
     assert_eq!(error["message"], "Service is not configured");

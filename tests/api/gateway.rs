@@ -11,14 +11,17 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_sms_carries_a_fresh_code_of_the_configured_length_in_the_template() {
-    let app = TestApp::spawn_with(&[
+    let Some(app) = TestApp::local_with(&[
         ("otp_code_length", "8"),
         (
             "sms_template",
             "Your eHealth code: {code}. Do not share it.",
         ),
     ])
-    .await;
+    .await
+    else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let (status, _, body) = answer(app.resend(&seeded.id).await).await;
     assert_eq!(status, 200);
@@ -50,7 +53,9 @@ async fn the_sms_carries_a_fresh_code_of_the_configured_length_in_the_template()
 
 #[tokio::test]
 async fn the_default_template_is_the_ehealth_text() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     assert_eq!(app.resend(&seeded.id).await.status(), 200);
     let text = app.sent_sms().await[0]["text"].as_str().unwrap().to_owned();
@@ -87,7 +92,9 @@ async fn assert_send_fails_and_changes_nothing(app: &TestApp) -> Seeded {
 
 #[tokio::test]
 async fn row11_a_gateway_error_is_503_and_the_old_code_stays_valid() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(500))
         .with_priority(1)
@@ -108,7 +115,9 @@ async fn row11_a_gateway_error_is_503_and_the_old_code_stays_valid() {
 
 #[tokio::test]
 async fn row11_a_gateway_timeout_is_503_and_the_old_code_stays_valid() {
-    let app = TestApp::spawn_with(&[("sms_timeout_ms", "200")]).await;
+    let Some(app) = TestApp::local_with(&[("sms_timeout_ms", "200")]).await else {
+        return;
+    };
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
         .with_priority(1)
@@ -124,18 +133,25 @@ async fn row11_a_refused_connection_is_503_and_the_old_code_stays_valid() {
         listener.local_addr().unwrap().port()
     };
     let origin = format!("http://127.0.0.1:{closed_port}");
-    let app = TestApp::spawn_with(&[
+    let Some(app) = TestApp::local_with(&[
         ("sms_gateway_url", &format!("{origin}/messages")),
         ("sms_gateway_origin", &origin),
     ])
-    .await;
+    .await
+    else {
+        return;
+    };
     assert_send_fails_and_changes_nothing(&app).await;
 }
 
 #[tokio::test]
 async fn an_undeclared_outbound_host_is_refused_as_spin_refuses_it() {
     // The URL points at the mock, but spin.toml only allows the default origin.
-    let app = TestApp::spawn_with(&[("sms_gateway_origin", "https://sms-gateway.invalid")]).await;
+    let Some(app) =
+        TestApp::local_with(&[("sms_gateway_origin", "https://sms-gateway.invalid")]).await
+    else {
+        return;
+    };
     assert_send_fails_and_changes_nothing(&app).await;
     assert!(app.gateway.received_requests().await.unwrap().is_empty());
 }
@@ -147,11 +163,14 @@ async fn the_fallback_gateway_is_tried_once_when_the_primary_fails() {
         .respond_with(ResponseTemplate::new(201))
         .mount(&fallback)
         .await;
-    let app = TestApp::spawn_with(&[
+    let Some(app) = TestApp::local_with(&[
         ("sms_fallback_url", &format!("{}/fallback", fallback.uri())),
         ("sms_fallback_origin", &fallback.uri()),
     ])
-    .await;
+    .await
+    else {
+        return;
+    };
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(503))
         .with_priority(1)
@@ -172,7 +191,7 @@ async fn the_twilio_provider_posts_a_form_with_basic_auth() {
         .respond_with(ResponseTemplate::new(201))
         .mount(&twilio)
         .await;
-    let app = TestApp::spawn_with(&[
+    let Some(app) = TestApp::local_with(&[
         ("sms_provider", "twilio"),
         ("sms_gateway_url", &twilio.uri()),
         ("sms_gateway_origin", &twilio.uri()),
@@ -180,7 +199,10 @@ async fn the_twilio_provider_posts_a_form_with_basic_auth() {
         ("twilio_auth_token", "twilio-secret"),
         ("twilio_from", "+15005550006"),
     ])
-    .await;
+    .await
+    else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     assert_eq!(app.resend(&seeded.id).await.status(), 200);
     let requests = twilio.received_requests().await.unwrap();

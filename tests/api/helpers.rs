@@ -115,11 +115,82 @@ impl Match for HasContentLength {
     }
 }
 
+/// The suite's mock SMS gateway: one per app in the test host, or one shared by
+/// every test when the suite targets an already-running server.
+pub enum Gateway {
+    Own(MockServer),
+    Shared(&'static MockServer),
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = MockServer;
+
+    fn deref(&self) -> &MockServer {
+        match self {
+            Self::Own(server) => server,
+            Self::Shared(server) => server,
+        }
+    }
+}
+
 pub struct TestApp {
     pub base_url: String,
-    pub gateway: MockServer,
-    pub app: Arc<App>,
+    pub gateway: Gateway,
+    /// The in-process host; `None` when the suite targets a running server.
+    host: Option<Arc<App>>,
     client: reqwest::Client,
+}
+
+/// The variables a running server must have for the suite to target it
+/// (`RESEND_OTP_BASE_URL`): the suite's keys and gateway, and no resend cooldown.
+/// `cargo test --test api external_profile -- --ignored --nocapture` prints them
+/// as `SPIN_VARIABLE_*` lines.
+pub fn external_profile(gateway_origin: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("sms_provider", "http".to_owned()),
+        ("sms_gateway_url", format!("{gateway_origin}/messages")),
+        ("sms_gateway_origin", gateway_origin.to_owned()),
+        ("sms_gateway_token", GATEWAY_TOKEN.to_owned()),
+        ("otp_hash_key", HASH_KEY.to_owned()),
+        ("auth_jwks", keys().jwks.clone()),
+        ("auth_issuer", ISSUER.to_owned()),
+        ("mis_api_keys", api_key_entry(MIS_ID, API_KEY)),
+        ("otp_resend_cooldown_seconds", "0".to_owned()),
+    ]
+}
+
+/// Where the shared gateway listens when the suite targets a running server.
+const EXTERNAL_GATEWAY_DEFAULT: &str = "127.0.0.1:4999";
+
+fn external_base_url() -> Option<String> {
+    std::env::var("RESEND_OTP_BASE_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+async fn shared_gateway() -> &'static MockServer {
+    static GATEWAY: tokio::sync::OnceCell<MockServer> = tokio::sync::OnceCell::const_new();
+    GATEWAY
+        .get_or_init(|| async {
+            let address = std::env::var("RESEND_OTP_GATEWAY_ADDR")
+                .unwrap_or_else(|_| EXTERNAL_GATEWAY_DEFAULT.into());
+            let listener =
+                std::net::TcpListener::bind(&address).expect("the shared gateway address is free");
+            let gateway = MockServer::builder().listener(listener).start().await;
+            accept_sms(&gateway).await;
+            gateway
+        })
+        .await
+}
+
+async fn accept_sms(gateway: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/messages"))
+        .and(HasContentLength)
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({"id": "gateway-message-1"})))
+        .with_priority(5)
+        .mount(gateway)
+        .await;
 }
 
 /// A merge request put into the store the way the component keeps it.
@@ -195,42 +266,57 @@ pub fn api_key_entry(mis_id: &str, api_key: &str) -> String {
 }
 
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&[]).await
+    /// An app that only HTTP reaches: the test host with the external profile,
+    /// or the running server of `RESEND_OTP_BASE_URL`. Tests on it use
+    /// [`unique_phone`] and [`TestApp::sms_to`], since a running server and its
+    /// gateway are shared by every test.
+    pub async fn http_only() -> Self {
+        let Some(base_url) = external_base_url() else {
+            return Self::try_spawn(
+                &[("otp_resend_cooldown_seconds", "0")],
+                &project_root().join("spin.toml"),
+            )
+            .await
+            .expect("the app starts");
+        };
+        Self {
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            gateway: Gateway::Shared(shared_gateway().await),
+            host: None,
+            client: reqwest::Client::new(),
+        }
     }
 
-    /// Starts the app with the suite's defaults, `overrides` applied on top
+    /// The app in the in-process test host, for tests that seed or inspect its
+    /// store, read its log or change its variables. `None` (the test is
+    /// skipped) when the suite targets a running server.
+    pub async fn local() -> Option<Self> {
+        Self::local_with(&[]).await
+    }
+
+    /// As [`TestApp::local`], with `overrides` on top of the suite's variables
     /// (as `SPIN_VARIABLE_*` would be).
-    pub async fn spawn_with(overrides: &[(&str, &str)]) -> Self {
-        Self::try_spawn(overrides, &project_root().join("spin.toml"))
-            .await
-            .expect("the app starts")
+    pub async fn local_with(overrides: &[(&str, &str)]) -> Option<Self> {
+        if external_base_url().is_some() {
+            eprintln!("skipped: needs the in-process test host");
+            return None;
+        }
+        Some(
+            Self::try_spawn(overrides, &project_root().join("spin.toml"))
+                .await
+                .expect("the app starts"),
+        )
     }
 
     pub async fn try_spawn(overrides: &[(&str, &str)], manifest: &Path) -> anyhow::Result<Self> {
         let gateway = MockServer::start().await;
-        Mock::given(method("POST"))
-            .and(path("/messages"))
-            .and(HasContentLength)
-            .respond_with(
-                ResponseTemplate::new(202).set_body_json(json!({"id": "gateway-message-1"})),
-            )
-            .with_priority(5)
-            .mount(&gateway)
-            .await;
-        let mut variables: HashMap<String, String> = [
-            ("sms_provider", "http".to_owned()),
-            ("sms_gateway_url", format!("{}/messages", gateway.uri())),
-            ("sms_gateway_origin", gateway.uri()),
-            ("sms_gateway_token", GATEWAY_TOKEN.to_owned()),
-            ("otp_hash_key", HASH_KEY.to_owned()),
-            ("auth_jwks", keys().jwks.clone()),
-            ("auth_issuer", ISSUER.to_owned()),
-            ("mis_api_keys", api_key_entry(MIS_ID, API_KEY)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        accept_sms(&gateway).await;
+        // The external profile, but with the default resend cooldown.
+        let mut variables: HashMap<String, String> = external_profile(&gateway.uri())
+            .into_iter()
+            .filter(|(name, _)| *name != "otp_resend_cooldown_seconds")
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
         for (name, value) in overrides {
             variables.insert((*name).to_owned(), (*value).to_owned());
         }
@@ -247,8 +333,8 @@ impl TestApp {
         tokio::spawn(app.clone().serve(listener));
         Ok(Self {
             base_url,
-            gateway,
-            app,
+            gateway: Gateway::Own(gateway),
+            host: Some(app),
             client: reqwest::Client::new(),
         })
     }
@@ -401,7 +487,7 @@ impl TestApp {
             },
             "otp": {"sends": seed.sends, "last_sent_at": last_sent_at, "pending": null, "verifications": verifications},
         });
-        self.app.key_value().set(
+        self.host().key_value().set(
             "default",
             &format!("merge_request:{id}"),
             record.to_string().into_bytes(),
@@ -415,7 +501,7 @@ impl TestApp {
     /// The stored record of a merge request, as the component wrote it.
     pub fn record(&self, id: &str) -> Value {
         let bytes = self
-            .app
+            .host()
             .key_value()
             .get("default", &format!("merge_request:{id}"))
             .expect("record exists");
@@ -434,7 +520,23 @@ impl TestApp {
     }
 
     pub fn log_lines(&self) -> Vec<String> {
-        self.app.logs().lines()
+        self.host().logs().lines()
+    }
+
+    /// The in-process host; only tests started with [`TestApp::local`] have one.
+    pub fn host(&self) -> &App {
+        self.host
+            .as_deref()
+            .expect("a test that uses the host starts with TestApp::local")
+    }
+
+    /// The messages the gateway received for `phone`.
+    pub async fn sms_to(&self, phone: &str) -> Vec<Value> {
+        self.sent_sms()
+            .await
+            .into_iter()
+            .filter(|sms| sms["to"] == phone)
+            .collect()
     }
 }
 
@@ -447,8 +549,20 @@ pub fn new_merge_request(method: Value) -> Value {
     }})
 }
 
-pub fn otp_method() -> Value {
-    json!({"type": "OTP", "phone_number": PHONE})
+/// A phone number no other test uses, so that a shared server's per-phone
+/// limits and a shared gateway's messages stay apart.
+pub fn unique_phone() -> String {
+    let digits: String = uuid_v4()
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .take(9)
+        .map(char::from)
+        .collect();
+    format!("+380{digits:0<9}")
+}
+
+pub fn otp_method(phone: &str) -> Value {
+    json!({"type": "OTP", "phone_number": phone})
 }
 
 /// The code in an SMS text: the run of digits.

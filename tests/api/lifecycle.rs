@@ -4,9 +4,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// The code of the `n`-th SMS the gateway received.
-async fn code_of_sms(app: &TestApp, n: usize) -> String {
-    code_in(app.sent_sms().await[n]["text"].as_str().unwrap())
+/// The code of the `n`-th SMS the gateway received for `phone`.
+async fn code_of_sms(app: &TestApp, phone: &str, n: usize) -> String {
+    code_in(app.sms_to(phone).await[n]["text"].as_str().unwrap())
 }
 
 async fn created_id(app: &TestApp, body: &Value) -> (String, Value) {
@@ -20,18 +20,19 @@ async fn created_id(app: &TestApp, body: &Value) -> (String, Value) {
 
 #[tokio::test]
 async fn the_whole_story_create_resend_approve() {
-    let app = TestApp::spawn_with(&[("otp_resend_cooldown_seconds", "0")]).await;
-    let (id, created) = created_id(&app, &new_merge_request(otp_method())).await;
+    let app = TestApp::http_only().await;
+    let phone = unique_phone();
+    let (id, created) = created_id(&app, &new_merge_request(otp_method(&phone))).await;
     assert_eq!(created["status"], "NEW");
     assert_eq!(created["legal_entity_id"], LEGAL_ENTITY);
     assert_eq!(created["inserted_by"], USER);
     assert_eq!(created["verification"]["status"], "NEW");
     assert_eq!(created["verification"]["active"], true);
-    let first_code = code_of_sms(&app, 0).await;
+    let first_code = code_of_sms(&app, &phone, 0).await;
 
     let (status, _, resent) = answer(app.resend(&id).await).await;
     assert_eq!(status, 200, "{resent}");
-    let second_code = code_of_sms(&app, 1).await;
+    let second_code = code_of_sms(&app, &phone, 1).await;
     assert_ne!(first_code, second_code);
 
     let error = expect_error(app.approve(&id, &first_code).await, 403, "forbidden").await;
@@ -49,7 +50,7 @@ async fn the_whole_story_create_resend_approve() {
     let (status, _, read) = answer(app.get(&id).await).await;
     assert_eq!(status, 200);
     assert_eq!(read["data"]["status"], "APPROVED");
-    assert_eq!(app.sent_sms().await.len(), 2);
+    assert_eq!(app.sms_to(&phone).await.len(), 2);
 
     // No answer of the whole story carried a code or a hash.
     for body in [&created, &resent, &approved, &read] {
@@ -65,7 +66,9 @@ async fn the_whole_story_create_resend_approve() {
 
 #[tokio::test]
 async fn create_reports_every_invalid_field() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let body = json!({"merge_request": {
         "master_person_id": "not-a-uuid",
         "merge_person_id": uuid_v4(),
@@ -91,14 +94,14 @@ async fn create_reports_every_invalid_field() {
     assert_eq!(error["invalid"][0]["entry_type"], "json_data_property");
     assert!(app.sent_sms().await.is_empty());
     assert!(
-        app.app.key_value().keys("default").is_empty(),
+        app.host().key_value().keys("default").is_empty(),
         "a refused create wrote something"
     );
 }
 
 #[tokio::test]
 async fn create_without_a_body_is_422() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::http_only().await;
     let response = app
         .call(reqwest::Method::POST, "/api/merge_requests")
         .send()
@@ -110,7 +113,9 @@ async fn create_without_a_body_is_422() {
 
 #[tokio::test]
 async fn an_offline_request_is_created_without_a_code() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let (id, created) = created_id(&app, &new_merge_request(json!({"type": "OFFLINE"}))).await;
     assert_eq!(created["verification"], Value::Null);
     assert!(app.sent_sms().await.is_empty());
@@ -123,13 +128,15 @@ async fn an_offline_request_is_created_without_a_code() {
 
 #[tokio::test]
 async fn a_failed_first_sms_leaves_a_new_request_whose_code_can_be_resent() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     wiremock::Mock::given(wiremock::matchers::method("POST"))
         .respond_with(wiremock::ResponseTemplate::new(500))
         .with_priority(1)
         .mount(&app.gateway)
         .await;
-    let (id, created) = created_id(&app, &new_merge_request(otp_method())).await;
+    let (id, created) = created_id(&app, &new_merge_request(otp_method(PHONE))).await;
     assert_eq!(created["status"], "NEW");
     assert_eq!(created["verification"], Value::Null);
     assert_eq!(
@@ -151,7 +158,7 @@ async fn a_failed_first_sms_leaves_a_new_request_whose_code_can_be_resent() {
 
 #[tokio::test]
 async fn a_new_request_on_the_same_person_rejects_the_live_one() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::http_only().await;
     let body = new_merge_request(json!({"type": "OFFLINE"}));
     let (older, _) = created_id(&app, &body).await;
     let (newer, _) = created_id(&app, &body).await;
@@ -174,7 +181,9 @@ async fn a_new_request_on_the_same_person_rejects_the_live_one() {
 
 #[tokio::test]
 async fn read_needs_the_read_scope_and_the_same_legal_entity() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let response = app
         .client()
@@ -200,7 +209,9 @@ async fn read_needs_the_read_scope_and_the_same_legal_entity() {
 
 #[tokio::test]
 async fn another_legal_entity_sees_404_on_every_route() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let foreign = app.seed(Seed {
         legal_entity_id: OTHER_LEGAL_ENTITY,
         ..Seed::default()
@@ -220,7 +231,9 @@ async fn another_legal_entity_sees_404_on_every_route() {
 
 #[tokio::test]
 async fn an_expired_code_shows_expired_and_is_refused_but_can_be_resent() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed {
         last_sent_seconds_ago: Some(700),
         ..Seed::default()
@@ -235,7 +248,9 @@ async fn an_expired_code_shows_expired_and_is_refused_but_can_be_resent() {
 
 #[tokio::test]
 async fn an_old_merge_request_expires() {
-    let app = TestApp::spawn_with(&[("merge_request_ttl_hours", "1")]).await;
+    let Some(app) = TestApp::local_with(&[("merge_request_ttl_hours", "1")]).await else {
+        return;
+    };
     let seeded = app.seed(Seed {
         age_seconds: 3_601,
         last_sent_seconds_ago: Some(120),
@@ -259,7 +274,9 @@ async fn an_old_merge_request_expires() {
 
 #[tokio::test]
 async fn only_the_creator_may_approve() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let response = app
         .call_as(
@@ -281,7 +298,9 @@ async fn only_the_creator_may_approve() {
 
 #[tokio::test]
 async fn approve_needs_a_verification_code() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let path = format!("/api/merge_requests/{}/actions/approve", seeded.id);
     for body in [
@@ -306,7 +325,9 @@ async fn approve_needs_a_verification_code() {
 
 #[tokio::test]
 async fn three_wrong_codes_exhaust_the_verification_until_a_resend() {
-    let app = TestApp::spawn_with(&[("otp_resend_cooldown_seconds", "0")]).await;
+    let Some(app) = TestApp::local_with(&[("otp_resend_cooldown_seconds", "0")]).await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     for _ in 0..3 {
         let error = expect_error(app.approve(&seeded.id, "000000").await, 403, "forbidden").await;
@@ -320,7 +341,7 @@ async fn three_wrong_codes_exhaust_the_verification_until_a_resend() {
 
     // A resend brings a fresh code with its own three attempts; the spent one stays spent.
     assert_eq!(app.resend(&seeded.id).await.status(), 200);
-    let fresh = code_of_sms(&app, 0).await;
+    let fresh = code_of_sms(&app, PHONE, 0).await;
     expect_error(app.approve(&seeded.id, "000000").await, 403, "forbidden").await;
     assert_eq!(app.approve(&seeded.id, &fresh).await.status(), 200);
     let record = app.record(&seeded.id);
@@ -330,7 +351,9 @@ async fn three_wrong_codes_exhaust_the_verification_until_a_resend() {
 
 #[tokio::test]
 async fn reject_ends_the_request_and_cancels_its_code() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     let (status, _, rejected) = answer(app.reject(&seeded.id).await).await;
     assert_eq!(status, 200, "{rejected}");
@@ -349,7 +372,9 @@ async fn reject_ends_the_request_and_cancels_its_code() {
 
 #[tokio::test]
 async fn an_approved_request_can_still_be_rejected() {
-    let app = TestApp::spawn().await;
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
     let seeded = app.seed(Seed::default());
     assert_eq!(app.approve(&seeded.id, SEEDED_CODE).await.status(), 200);
     let (status, _, rejected) = answer(app.reject(&seeded.id).await).await;
@@ -367,7 +392,7 @@ async fn an_approved_request_can_still_be_rejected() {
 
 #[tokio::test]
 async fn routes_answer_405_with_their_method() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::http_only().await;
     let id = uuid_v4();
     for (path, allowed) in [
         ("/api/merge_requests".to_owned(), "POST"),
