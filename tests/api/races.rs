@@ -58,6 +58,7 @@ async fn parallel_creates_on_one_person_leave_one_live_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resend_racing_an_approval_never_lets_a_cancelled_code_approve() {
+    let (mut approval_first, mut resend_first) = (0, 0);
     for _ in 0..10 {
         let Some(app) = TestApp::local_with(&[("otp_resend_cooldown_seconds", "0")]).await else {
             return;
@@ -75,15 +76,18 @@ async fn a_resend_racing_an_approval_never_lets_a_cancelled_code_approve() {
             (200, "APPROVED") => {
                 assert_eq!(verifications[0]["status"], "VERIFIED");
                 assert_eq!(active, 0);
+                approval_first += 1;
             }
             // The resend came first: the old code was cancelled and refused.
             (403, "NEW") => {
                 assert_eq!(resend, 200);
                 assert_eq!(verifications[0]["status"], "CANCELED");
                 assert_eq!(active, 1);
+                resend_first += 1;
             }
             other => panic!("inconsistent outcome {other:?}, resend {resend}: {record}"),
         }
         assert!(app.sent_sms().await.len() <= 1);
     }
+    eprintln!("interleavings: approval first {approval_first}, resend first {resend_first}");
 }
