@@ -75,3 +75,48 @@ async fn the_log_provider_prints_the_sms_marked_dev() {
         dev_lines[0]
     );
 }
+
+#[tokio::test]
+async fn the_lifecycle_routes_log_no_secret_either() {
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
+    let (status, _, created) =
+        answer(app.create(&new_merge_request(otp_method(PHONE))).await).await;
+    assert_eq!(status, 201);
+    let id = created["data"]["id"].as_str().unwrap();
+    let code = code_in(app.sent_sms().await[0]["text"].as_str().unwrap());
+    assert_eq!(app.approve(id, "000000").await.status(), 403);
+    assert_eq!(app.approve(id, &code).await.status(), 200);
+    assert_eq!(app.get(id).await.status(), 200);
+    assert_eq!(app.reject(id).await.status(), 200);
+
+    let lines = app.log_lines();
+    let routes: Vec<String> = lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["route"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(routes, ["create", "approve", "approve", "read", "reject"]);
+    let stored_hash = app.record(id)["otp"]["verifications"][0]["code_hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for line in &lines {
+        for secret in [
+            code.as_str(),
+            "000000",
+            API_KEY,
+            PHONE,
+            HASH_KEY,
+            GATEWAY_TOKEN,
+            &stored_hash[..16],
+        ] {
+            assert!(!line.contains(secret), "log line leaks {secret}: {line}");
+        }
+    }
+}
