@@ -595,3 +595,14 @@ pub async fn expect_error(response: reqwest::Response, status: u16, kind: &str) 
     assert!(body.get("data").is_none());
     body["error"].clone()
 }
+
+/// Asserts the answer for a merge request not in the status an action needs:
+/// 422 with the one `$.status` entry of the contract.
+pub async fn expect_incorrect_status(response: reqwest::Response) {
+    let error = expect_error(response, 422, "validation_failed").await;
+    assert_eq!(
+        error["invalid"],
+        json!([{"entry_type": "json_data_property", "entry": "$.status",
+                "rules": [{"rule": "invalid", "description": "incorrect status", "params": []}]}])
+    );
+}
