@@ -5,6 +5,7 @@ mod authentication;
 mod envelope;
 mod gateway;
 mod helpers;
+mod hostile;
 mod lifecycle;
 mod logs;
 mod races;
