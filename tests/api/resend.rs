@@ -312,34 +312,3 @@ async fn row10_the_daily_limit_counts_every_merge_request_of_a_phone() {
     assert!(!keys.contains(&PHONE[4..]), "{keys}");
     assert!(!keys.contains("931234567"), "{keys}");
 }
-
-// Several worker threads, so that instances really run at the same time.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn parallel_resends_send_exactly_one_sms() {
-    let Some(app) = TestApp::local().await else {
-        return;
-    };
-    let seeded = app.seed(Seed::default());
-    let responses = futures::future::join_all((0..12).map(|_| app.resend(&seeded.id))).await;
-    let mut statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
-    statuses.sort();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
-    assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 429),
-        "{statuses:?}"
-    );
-    assert_eq!(app.sent_sms().await.len(), 1);
-    let record = app.record(&seeded.id);
-    assert_eq!(record["otp"]["sends"], 2);
-    let active = record["otp"]["verifications"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|v| v["active"] == true)
-        .count();
-    assert_eq!(active, 1);
-}
