@@ -9,6 +9,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::future::{Either, select};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::{FullBody, send};
 
 use super::settings::{SmsProvider, SmsSettings};
@@ -26,7 +27,13 @@ pub struct SmsMessage<'a> {
 pub struct Delivery {
     pub gateway: &'static str,
     pub latency: Duration,
+    /// The gateway's id for the message (`id`, or Twilio's `sid`), when its
+    /// answer names one: what a support request to the provider quotes.
+    pub message_id: Option<String>,
 }
+
+/// Gateway answers are read this far for the message id; the rest is ignored.
+const MAX_GATEWAY_ANSWER_BYTES: usize = 4096;
 
 /// Every attempt failed; what the last one saw.
 #[derive(Debug)]
@@ -67,6 +74,7 @@ impl<'a> SmsClient<'a> {
                 return Ok(Delivery {
                     gateway: "log",
                     latency: started.elapsed(),
+                    message_id: None,
                 });
             }
             SmsProvider::Http => self.post(http_gateway_request(
@@ -78,10 +86,11 @@ impl<'a> SmsClient<'a> {
         }
         .await;
         let failure = match primary {
-            Ok(()) => {
+            Ok(message_id) => {
                 return Ok(Delivery {
                     gateway: "primary",
                     latency: started.elapsed(),
+                    message_id,
                 });
             }
             Err(failure) => failure,
@@ -96,26 +105,50 @@ impl<'a> SmsClient<'a> {
             message,
         ))
         .await
-        .map(|()| Delivery {
+        .map(|message_id| Delivery {
             gateway: "fallback",
             latency: started.elapsed(),
+            message_id,
         })
     }
 
     async fn post(
         &self,
         request: Result<http::Request<FullBody<Bytes>>, SmsError>,
-    ) -> Result<(), SmsError> {
+    ) -> Result<Option<String>, SmsError> {
         let request = request?;
-        let response = pin!(send(request));
+        // The timeout covers the whole exchange, the answer's body included.
+        let exchange = pin!(async {
+            let response = send(request)
+                .await
+                .map_err(|error| SmsError::Unreachable(format!("{error:?}")))?;
+            if !response.status().is_success() {
+                return Err(SmsError::Rejected(response.status().as_u16()));
+            }
+            // A 2xx is a sent message whatever its body says; the body only
+            // lends the message id.
+            let body = Limited::new(response.into_body(), MAX_GATEWAY_ANSWER_BYTES)
+                .collect()
+                .await
+                .map(|collected| collected.to_bytes())
+                .unwrap_or_default();
+            Ok(message_id(&body))
+        });
         let deadline = pin!(spin_sdk::time::sleep(self.settings.timeout));
-        match select(response, deadline).await {
-            Either::Left((Ok(response), _)) if response.status().is_success() => Ok(()),
-            Either::Left((Ok(response), _)) => Err(SmsError::Rejected(response.status().as_u16())),
-            Either::Left((Err(error), _)) => Err(SmsError::Unreachable(format!("{error:?}"))),
+        match select(exchange, deadline).await {
+            Either::Left((outcome, _)) => outcome,
             Either::Right(((), _)) => Err(SmsError::Timeout),
         }
     }
+}
+
+/// `id` (the `http` contract) or `sid` (Twilio) of a JSON answer, if it is a
+/// short printable string.
+fn message_id(body: &[u8]) -> Option<String> {
+    let answer: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let id = answer.get("id").or_else(|| answer.get("sid"))?.as_str()?;
+    (!id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| id.to_owned())
 }
 
 fn log_attempt_failed(gateway: &str, failure: &SmsError, to: &PhoneNumber) {
@@ -208,6 +241,15 @@ fn form_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_ids_come_from_id_or_sid() {
+        assert_eq!(message_id(br#"{"id": "m-1"}"#).as_deref(), Some("m-1"));
+        assert_eq!(message_id(br#"{"sid": "SM123"}"#).as_deref(), Some("SM123"));
+        assert_eq!(message_id(br#"{"id": 7}"#), None);
+        assert_eq!(message_id(br#"{"id": "has space"}"#), None);
+        assert_eq!(message_id(b"not json"), None);
+    }
 
     #[test]
     fn form_encoding_escapes_plus_and_utf8() {

@@ -40,8 +40,13 @@ pub async fn create(
                 let reservation = otp
                     .reserve(verification_id, now, &settings.limits)
                     .map_err(Failure::Limit)?;
-                otp.commit(&reservation, sent.code_hash, sent.expires_at)
-                    .map_err(|_| Failure::Storage)?;
+                otp.commit(
+                    &reservation,
+                    sent.code_hash,
+                    sent.expires_at,
+                    sent.gateway_message_id,
+                )
+                .map_err(|_| Failure::Storage)?;
             }
             // The request is still created, with no code yet: the clinic
             // resends once the gateway is back.

@@ -75,7 +75,12 @@ pub async fn resend_otp(
         let context = status_context(settings, &store, &record.merge_request, now)?;
         record
             .otp
-            .commit(&reservation, sent.code_hash.clone(), sent.expires_at)
+            .commit(
+                &reservation,
+                sent.code_hash.clone(),
+                sent.expires_at,
+                sent.gateway_message_id.clone(),
+            )
             .map_err(|_| Failure::Storage)?;
         if record.merge_request.status_at(&context) != MergeRequestStatus::New {
             // Approved or rejected while the SMS was on its way: the new code

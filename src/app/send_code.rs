@@ -18,6 +18,7 @@ use crate::domain::{
 pub struct SentCode {
     pub code_hash: CodeHash,
     pub expires_at: Timestamp,
+    pub gateway_message_id: Option<String>,
 }
 
 pub struct CodeSender<'a> {
@@ -83,6 +84,7 @@ impl<'a> CodeSender<'a> {
                 Ok(SentCode {
                     code_hash: code.keyed_hash(&self.settings.otp_hash_key, id, verification_id),
                     expires_at: self.now.plus_seconds(self.settings.code_ttl_seconds),
+                    gateway_message_id: delivery.message_id,
                 })
             }
             Err(failure) => {

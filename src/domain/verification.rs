@@ -22,6 +22,9 @@ pub struct Verification {
     pub active: bool,
     pub attempts: u32,
     pub inserted_at: Timestamp,
+    /// The SMS gateway's id for the message that carried the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_message_id: Option<String>,
 }
 
 impl Verification {
@@ -178,6 +181,7 @@ impl OtpLedger {
         reservation: &PendingSend,
         code_hash: CodeHash,
         code_expired_at: Timestamp,
+        gateway_message_id: Option<String>,
     ) -> Result<&Verification, ReservationLost> {
         self.take_pending(reservation)?;
         self.cancel_active();
@@ -189,6 +193,7 @@ impl OtpLedger {
             active: true,
             attempts: 0,
             inserted_at: reservation.reserved_at,
+            gateway_message_id,
         });
         Ok(self.verifications.last().expect("just pushed"))
     }
@@ -287,7 +292,9 @@ mod tests {
     fn ledger_with_one_code(sent_at: i64) -> OtpLedger {
         let mut ledger = OtpLedger::default();
         let r = ledger.reserve(id(1), at(sent_at), &LIMITS).unwrap();
-        ledger.commit(&r, hash("h1"), at(sent_at + 600)).unwrap();
+        ledger
+            .commit(&r, hash("h1"), at(sent_at + 600), None)
+            .unwrap();
         ledger
     }
 
@@ -295,7 +302,7 @@ mod tests {
     fn commit_cancels_the_previous_code() {
         let mut ledger = ledger_with_one_code(0);
         let r = ledger.reserve(id(2), at(100), &LIMITS).unwrap();
-        ledger.commit(&r, hash("h2"), at(700)).unwrap();
+        ledger.commit(&r, hash("h2"), at(700), None).unwrap();
         assert_eq!(ledger.sends, 2);
         assert_eq!(ledger.active().unwrap().id, id(2));
         assert_eq!(ledger.verifications[0].status, VerificationStatus::Canceled);
@@ -355,7 +362,7 @@ mod tests {
             let r = ledger
                 .reserve(id(n), at(i64::from(n) * 100), &LIMITS)
                 .unwrap();
-            ledger.commit(&r, hash("h"), at(1_000)).unwrap();
+            ledger.commit(&r, hash("h"), at(1_000), None).unwrap();
         }
         assert_eq!(
             ledger.reserve(id(9), at(10_000), &LIMITS),
@@ -373,7 +380,7 @@ mod tests {
             previous_sent_at: None,
         };
         assert_eq!(
-            ledger.commit(&stale, hash("x"), at(2)).err(),
+            ledger.commit(&stale, hash("x"), at(2), None).err(),
             Some(ReservationLost)
         );
         assert_eq!(ledger.release(&stale), Err(ReservationLost));
@@ -415,7 +422,7 @@ mod tests {
         assert!(!CodeRefused::MaxAttempts.is_counted());
         // A resend brings a fresh verification with its own attempts.
         let r = ledger.reserve(id(2), at(100), &LIMITS).unwrap();
-        ledger.commit(&r, hash("h2"), at(700)).unwrap();
+        ledger.commit(&r, hash("h2"), at(700), None).unwrap();
         assert_eq!(ledger.check_code(guess("h2"), at(101), 3), Ok(()));
     }
 

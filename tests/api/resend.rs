@@ -86,6 +86,8 @@ async fn resend_cancels_the_previous_verification_and_stores_only_a_keyed_hash()
     assert_eq!(verifications[1]["active"], true);
     assert_eq!(record["otp"]["sends"], 2);
     assert_eq!(record["otp"]["pending"], json!(null));
+    // The gateway's id for the message is kept with the verification.
+    assert_eq!(verifications[1]["gateway_message_id"], "gateway-message-1");
 
     let sms = app.sent_sms().await;
     assert_eq!(sms.len(), 1);
