@@ -71,7 +71,7 @@ pub async fn resend_otp(
     };
 
     let limits = settings.limits;
-    let resent = store.update(id, |record| {
+    let committed = store.update(id, |record| {
         let context = status_context(settings, &store, &record.merge_request, now)?;
         record
             .otp
@@ -98,8 +98,13 @@ pub async fn resend_otp(
             sends_remaining,
             resend_after_seconds: (sends_remaining > 0).then_some(limits.cooldown_seconds),
         })
-    })?;
-    Ok(resent)
+    });
+    committed.map_err(|failure| {
+        // The SMS went out but its code could not be stored: give the send
+        // back, so the previous code stays the active one.
+        release(&store, id, &reservation);
+        failure.into()
+    })
 }
 
 /// Undo a reservation after a failed send: the previous code stays active and

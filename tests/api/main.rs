@@ -3,6 +3,7 @@
 
 mod authentication;
 mod envelope;
+mod faults;
 mod gateway;
 mod helpers;
 mod hostile;

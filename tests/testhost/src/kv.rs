@@ -28,9 +28,75 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 #[derive(Default)]
 pub struct KeyValue {
     entries: Mutex<HashMap<(String, String), Vec<u8>>>,
+    fault: Mutex<Option<Fault>>,
+}
+
+/// A store operation, as the component calls it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Open,
+    Get,
+    Set,
+    Delete,
+    Exists,
+    ListKeys,
+    Increment,
+    CasNew,
+    CasCurrent,
+    Swap,
+    Batch,
+}
+
+/// Which store calls fail: those of `operation` (any, when `None`) on keys
+/// containing `key_contains`, every `every`-th of them (1: all).
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub operation: Option<Operation>,
+    pub key_contains: Option<String>,
+    pub every: u64,
+    matched: u64,
+}
+
+impl Fault {
+    pub fn new(operation: Option<Operation>, key_contains: Option<&str>, every: u64) -> Self {
+        Self {
+            operation,
+            key_contains: key_contains.map(str::to_owned),
+            every: every.max(1),
+            matched: 0,
+        }
+    }
 }
 
 impl KeyValue {
+    /// From now on, the calls `fault` names fail with a store error, as a
+    /// broken database would; `None` heals the store.
+    pub fn inject(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+
+    fn check(&self, operation: Operation, key: &str) -> Result<(), store::Error> {
+        let mut fault = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(fault) = fault.as_mut() else {
+            return Ok(());
+        };
+        let applies = fault.operation.is_none_or(|op| op == operation)
+            && fault
+                .key_contains
+                .as_deref()
+                .is_none_or(|part| key.contains(part));
+        if !applies {
+            return Ok(());
+        }
+        fault.matched += 1;
+        if fault.matched % fault.every == 0 {
+            return Err(store::Error::Other(format!(
+                "injected fault: {operation:?} {key}"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn get(&self, label: &str, key: &str) -> Option<Vec<u8>> {
         self.lock()
             .get(&(label.to_owned(), key.to_owned()))
@@ -116,6 +182,7 @@ impl KeyValueView<'_> {
 impl store::Host for KeyValueView<'_> {
     fn open(&mut self, identifier: String) -> Result<Resource<Bucket>, store::Error> {
         // Spin answers a label the component did not declare with access-denied.
+        self.data.check(Operation::Open, &identifier)?;
         if !self.allowed_labels.contains(&identifier) {
             return Err(store::Error::AccessDenied);
         }
@@ -129,6 +196,7 @@ impl store::HostBucket for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Result<Option<Vec<u8>>, store::Error> {
+        self.data.check(Operation::Get, &key)?;
         let entry = self.entry_key(&bucket, key)?;
         Ok(self.data.lock().get(&entry).cloned())
     }
@@ -139,18 +207,21 @@ impl store::HostBucket for KeyValueView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), store::Error> {
+        self.data.check(Operation::Set, &key)?;
         let entry = self.entry_key(&bucket, key)?;
         self.data.lock().insert(entry, value);
         Ok(())
     }
 
     fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Result<(), store::Error> {
+        self.data.check(Operation::Delete, &key)?;
         let entry = self.entry_key(&bucket, key)?;
         self.data.lock().remove(&entry);
         Ok(())
     }
 
     fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Result<bool, store::Error> {
+        self.data.check(Operation::Exists, &key)?;
         let entry = self.entry_key(&bucket, key)?;
         Ok(self.data.lock().contains_key(&entry))
     }
@@ -160,6 +231,7 @@ impl store::HostBucket for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         _cursor: Option<String>,
     ) -> Result<store::KeyResponse, store::Error> {
+        self.data.check(Operation::ListKeys, "")?;
         let label = self.label(&bucket)?;
         Ok(store::KeyResponse {
             keys: self.data.keys(&label),
@@ -180,6 +252,7 @@ impl atomics::Host for KeyValueView<'_> {
         key: String,
         delta: i64,
     ) -> Result<i64, store::Error> {
+        self.data.check(Operation::Increment, &key)?;
         let entry = self.entry_key(&bucket, key)?;
         let mut entries = self.data.lock();
         let current = match entries.get(&entry) {
@@ -203,6 +276,9 @@ impl atomics::Host for KeyValueView<'_> {
             .table
             .delete(cas)
             .map_err(|e| atomics::CasError::StoreError(other(e)))?;
+        self.data
+            .check(Operation::Swap, &handle.key)
+            .map_err(atomics::CasError::StoreError)?;
         let entry = (handle.label.clone(), handle.key.clone());
         let mut entries = self.data.lock();
         match &handle.expected {
@@ -232,6 +308,7 @@ impl atomics::HostCas for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         key: String,
     ) -> Result<Resource<CasHandle>, store::Error> {
+        self.data.check(Operation::CasNew, &key)?;
         let label = self.label(&bucket)?;
         self.table
             .push(CasHandle {
@@ -244,6 +321,7 @@ impl atomics::HostCas for KeyValueView<'_> {
 
     fn current(&mut self, cas: Resource<CasHandle>) -> Result<Option<Vec<u8>>, store::Error> {
         let handle = self.table.get(&cas).map_err(other)?;
+        self.data.check(Operation::CasCurrent, &handle.key)?;
         let value = self.data.get(&handle.label, &handle.key);
         self.table.get_mut(&cas).map_err(other)?.expected = value.clone();
         Ok(value)
@@ -261,6 +339,7 @@ impl batch::Host for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, store::Error> {
+        self.data.check(Operation::Batch, "")?;
         let label = self.label(&bucket)?;
         let entries = self.data.lock();
         Ok(keys
@@ -277,6 +356,7 @@ impl batch::Host for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         pairs: Vec<(String, Vec<u8>)>,
     ) -> Result<(), store::Error> {
+        self.data.check(Operation::Batch, "")?;
         let label = self.label(&bucket)?;
         let mut entries = self.data.lock();
         for (key, value) in pairs {
@@ -290,6 +370,7 @@ impl batch::Host for KeyValueView<'_> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Result<(), store::Error> {
+        self.data.check(Operation::Batch, "")?;
         let label = self.label(&bucket)?;
         let mut entries = self.data.lock();
         for key in keys {

@@ -29,7 +29,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::{WasiHttpCtxView, WasiHttpView};
 
-pub use kv::KeyValue;
+pub use kv::{Fault, KeyValue, Operation};
 pub use manifest::ComponentSpec;
 use outbound::OutboundPolicy;
 
