@@ -1,6 +1,7 @@
 //! The host key-value store (`wasi:keyvalue`), and the layout of what this
 //! component keeps in it. See the README's "Key layout".
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
@@ -111,6 +112,25 @@ impl Store {
         self.bucket
             .set(&merge_request_key(record.merge_request.id), &bytes)
             .map_err(log_error)
+    }
+
+    /// A JSON value of this component's own (see the README's key layout);
+    /// one that does not parse counts as storage trouble.
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StorageUnavailable> {
+        match self.bucket.get(key).map_err(log_error)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| StorageUnavailable),
+        }
+    }
+
+    pub fn set_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StorageUnavailable> {
+        let bytes = serde_json::to_vec(value).map_err(|_| StorageUnavailable)?;
+        self.bucket.set(key, &bytes).map_err(log_error)
     }
 
     /// The generation of the latest merge request on a person (0: none yet).

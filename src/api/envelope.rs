@@ -2,10 +2,50 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use spin_sdk::http::FullBody;
 
 pub type HttpResponse = http::Response<FullBody<Bytes>>;
+
+/// An answer before it becomes HTTP: what the idempotency store keeps and
+/// replays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn into_http(self) -> HttpResponse {
+        let status = self.status();
+        let mut response = http::Response::new(FullBody::new(Bytes::from(self.body)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+        for (name, value) in self.headers {
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::try_from(name), HeaderValue::try_from(value))
+            {
+                headers.insert(name, value);
+            }
+        }
+        response
+    }
+}
 
 /// What identifies a request in its answer and its log line.
 pub struct RequestMeta {
@@ -96,7 +136,7 @@ impl ApiError {
         self
     }
 
-    pub fn into_response(self, meta: &RequestMeta) -> HttpResponse {
+    pub fn into_reply(self, meta: &RequestMeta) -> Reply {
         let mut error = json!({"type": self.kind});
         if let Some(message) = self.message {
             error["message"] = json!(message);
@@ -120,7 +160,7 @@ pub fn success(
     data: Value,
     meta: &RequestMeta,
     headers: Vec<(HeaderName, HeaderValue)>,
-) -> HttpResponse {
+) -> Reply {
     let body = json!({"meta": meta_json(meta, status, "object"), "data": data});
     respond(status, &body, meta, headers)
 }
@@ -134,22 +174,23 @@ fn respond(
     body: &Value,
     meta: &RequestMeta,
     headers: Vec<(HeaderName, HeaderValue)>,
-) -> HttpResponse {
-    let body = Bytes::from(body.to_string());
-    let mut response = http::Response::new(FullBody::new(body));
-    *response.status_mut() = status;
-    let response_headers = response.headers_mut();
-    response_headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
-    if let Ok(id) = HeaderValue::from_str(&meta.request_id) {
-        response_headers.insert(HeaderName::from_static("x-request-id"), id);
-    }
+) -> Reply {
+    let mut reply = Reply {
+        status: status.as_u16(),
+        headers: Vec::new(),
+        body: body.to_string(),
+    };
+    reply
+        .headers
+        .push(("x-request-id".to_owned(), meta.request_id.clone()));
     for (name, value) in headers {
-        response_headers.insert(name, value);
+        if let Ok(value) = value.to_str() {
+            reply
+                .headers
+                .push((name.as_str().to_owned(), value.to_owned()));
+        }
     }
-    response
+    reply
 }
 
 #[cfg(test)]

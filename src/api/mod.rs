@@ -4,6 +4,7 @@
 mod auth;
 mod body;
 mod envelope;
+mod idempotency;
 mod views;
 
 use http::{Method, StatusCode};
@@ -16,7 +17,7 @@ use crate::app::{self, Actor, Failure, Trace};
 use crate::domain::{
     CodeRefused, FieldError, LimitReached, MergeRequestId, NewMergeRequest, VerificationId,
 };
-use envelope::{ApiError, HttpResponse, RequestMeta, header, success};
+use envelope::{ApiError, HttpResponse, Reply, RequestMeta, header, success};
 
 const MERGE_REQUEST_WRITE: &str = "merge_request:write";
 const MERGE_REQUEST_READ: &str = "merge_request:read";
@@ -108,19 +109,19 @@ pub async fn serve(request: Request) -> HttpResponse {
         outcome: "refused",
         ..LogLine::default()
     };
-    let response = match handle(request, &meta, &mut log).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(&meta),
-    };
-    write_log(&meta, &method, &log, response.status());
-    response
+    let reply = handle(request, &meta, &mut log)
+        .await
+        .unwrap_or_else(|error| error.into_reply(&meta));
+    write_log(&meta, &method, &log, reply.status());
+    reply.into_http()
 }
 
+/// The checks every route shares, in the contract's order, then the route.
 async fn handle(
     request: Request,
     meta: &RequestMeta,
     log: &mut LogLine,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<Reply, ApiError> {
     let path = request.uri().path().to_owned();
     let route = Route::resolve(request.method(), &path)?;
     log.route = route.name();
@@ -132,7 +133,40 @@ async fn handle(
     )?;
     log.legal_entity_id = Some(caller.legal_entity_id.clone());
     caller.require_scope(route.scope())?;
+    let idempotency_key = match route {
+        Route::Create | Route::Resend(_) => idempotency::key(request.headers())?,
+        _ => None,
+    };
+    let fingerprint_method = request.method().clone();
     let body = body::read_json(request, settings.max_body_bytes).await?;
+
+    let Some(key) = idempotency_key else {
+        return execute(&route, &settings, &caller, body.as_ref(), meta, log).await;
+    };
+    let fingerprint = idempotency::fingerprint(&fingerprint_method, &path, body.as_ref());
+    let keeper = idempotency::Keeper::open(&caller.legal_entity_id, &key, fingerprint, &settings)?;
+    let claim = match keeper.begin()? {
+        idempotency::Begin::Replay(reply) => {
+            log.outcome = "replayed";
+            return Ok(reply);
+        }
+        idempotency::Begin::Proceed(claim) => claim,
+    };
+    let reply = execute(&route, &settings, &caller, body.as_ref(), meta, log)
+        .await
+        .unwrap_or_else(|error| error.into_reply(meta));
+    keeper.finish(claim, &reply);
+    Ok(reply)
+}
+
+async fn execute(
+    route: &Route<'_>,
+    settings: &Settings,
+    caller: &auth::Caller,
+    body: Option<&Value>,
+    meta: &RequestMeta,
+    log: &mut LogLine,
+) -> Result<Reply, ApiError> {
     let actor = Actor {
         user_id: &caller.user_id,
         legal_entity_id: &caller.legal_entity_id,
@@ -144,11 +178,10 @@ async fn handle(
         Ok::<_, ApiError>(id)
     };
 
-    let outcome = route.outcome();
-    let (status, data, headers) = match route {
+    let (status, data, headers) = match *route {
         Route::Create => {
-            let new = NewMergeRequest::parse(body.as_ref()).map_err(invalid_fields)?;
-            let created = app::create(&settings, &actor, new, &mut log.trace)
+            let new = NewMergeRequest::parse(body).map_err(invalid_fields)?;
+            let created = app::create(settings, &actor, new, &mut log.trace)
                 .await
                 .map_err(failure)?;
             log.merge_request_id = Some(created.merge_request.id.to_string());
@@ -160,12 +193,12 @@ async fn handle(
         }
         Route::Read(raw) => {
             let id = merge_request_id(raw)?;
-            let found = app::read(&settings, &caller.legal_entity_id, id).map_err(failure)?;
+            let found = app::read(settings, &caller.legal_entity_id, id).map_err(failure)?;
             (StatusCode::OK, views::merge_request(&found), Vec::new())
         }
         Route::Resend(raw) => {
             let id = merge_request_id(raw)?;
-            let resent = app::resend_otp(&settings, &caller.legal_entity_id, id, &mut log.trace)
+            let resent = app::resend_otp(settings, &caller.legal_entity_id, id, &mut log.trace)
                 .await
                 .map_err(failure)?;
             let headers = [
@@ -182,17 +215,17 @@ async fn handle(
         }
         Route::Approve(raw) => {
             let id = merge_request_id(raw)?;
-            let code = verification_code(body.as_ref())?;
-            let approved = app::approve(&settings, &actor, id, &code).map_err(failure)?;
+            let code = verification_code(body)?;
+            let approved = app::approve(settings, &actor, id, &code).map_err(failure)?;
             (StatusCode::OK, views::merge_request(&approved), Vec::new())
         }
         Route::Reject(raw) => {
             let id = merge_request_id(raw)?;
-            let rejected = app::reject(&settings, &caller.legal_entity_id, id).map_err(failure)?;
+            let rejected = app::reject(settings, &caller.legal_entity_id, id).map_err(failure)?;
             (StatusCode::OK, views::merge_request(&rejected), Vec::new())
         }
     };
-    log.outcome = outcome;
+    log.outcome = route.outcome();
     Ok(success(status, data, meta, headers))
 }
 

@@ -7,6 +7,7 @@ mod faults;
 mod gateway;
 mod helpers;
 mod hostile;
+mod idempotency;
 mod lifecycle;
 mod logs;
 mod races;
