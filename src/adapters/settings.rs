@@ -44,6 +44,9 @@ pub struct SmsSettings {
     pub twilio_account_sid: String,
     pub twilio_auth_token: String,
     pub twilio_from: String,
+    /// Country prefixes SMS may go to (`+380` by default): a guard against
+    /// SMS pumping to premium destinations.
+    pub allowed_prefixes: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -125,6 +128,7 @@ impl Settings {
                 twilio_account_sid: v.text("twilio_account_sid")?.to_owned(),
                 twilio_auth_token: v.text("twilio_auth_token")?.to_owned(),
                 twilio_from: v.text("twilio_from")?.to_owned(),
+                allowed_prefixes: parse_prefixes(v.text("sms_allowed_prefixes")?)?,
             },
             max_body_bytes: v.number("max_body_bytes", 0, 1 << 20)? as usize,
             auth: AuthSettings {
@@ -165,6 +169,24 @@ impl Variables<'_> {
             _ => Err(SettingsError(format!("{name} must be true or false"))),
         }
     }
+}
+
+fn parse_prefixes(raw: &str) -> Result<Vec<String>, SettingsError> {
+    let prefixes: Vec<String> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let valid = |p: &String| {
+        p.len() >= 2 && p.starts_with('+') && p[1..].bytes().all(|b| b.is_ascii_digit())
+    };
+    if prefixes.is_empty() || !prefixes.iter().all(valid) {
+        return Err(SettingsError(
+            "sms_allowed_prefixes must be comma-separated prefixes such as +380".into(),
+        ));
+    }
+    Ok(prefixes)
 }
 
 fn parse_mis_api_keys(raw: &str) -> Result<Vec<(String, [u8; 32])>, SettingsError> {
@@ -216,6 +238,7 @@ mod tests {
             ("twilio_account_sid", ""),
             ("twilio_auth_token", ""),
             ("twilio_from", ""),
+            ("sms_allowed_prefixes", "+380"),
             ("max_body_bytes", "16384"),
             ("auth_jwks", "{\"keys\":[]}"),
             ("auth_allow_hs256", "false"),
@@ -261,6 +284,7 @@ mod tests {
             ("auth_allow_hs256", "yes"),
             ("mis_api_keys", "mis-1:zz"),
             ("sms_provider", "pigeon"),
+            ("sms_allowed_prefixes", "no-plus"),
         ] {
             let err = with(name, value).err().unwrap();
             assert!(err.0.contains(name), "{err:?}");

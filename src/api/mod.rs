@@ -299,6 +299,10 @@ fn failure(failure: Failure) -> ApiError {
         Failure::NotCreator => {
             unprocessable("User doesn't belong to legal entity where the merge request was created")
         }
+        Failure::DestinationNotAllowed => ApiError::validation_failed(
+            "$.authentication_method_current.phone_number",
+            "SMS to this country code is not allowed",
+        ),
         Failure::NotRejectable => unprocessable("Incorrect status to reject merge request"),
         Failure::Code(CodeRefused::NoActiveCode | CodeRefused::Invalid) => {
             forbidden("Invalid verification code")

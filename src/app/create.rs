@@ -28,7 +28,7 @@ pub async fn create(
     if let Some(phone) = new.authentication_method_current.otp_phone() {
         let sender = CodeSender::new(settings, &store, now);
         let daily_key = sender.daily_key(phone);
-        sender.check_daily(&daily_key)?;
+        sender.check_allowed(phone, &daily_key)?;
         let verification_id = VerificationId::from_random_bytes(random::bytes());
         trace.phone_masked = Some(phone.masked());
         trace.verification_id = Some(verification_id);

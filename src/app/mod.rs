@@ -40,6 +40,8 @@ pub enum Failure {
     /// Only the user who created a merge request may approve it.
     NotCreator,
     NotRejectable,
+    /// The phone is outside the countries SMS may go to.
+    DestinationNotAllowed,
     Code(CodeRefused),
     Limit(LimitReached),
     SmsUnavailable(SmsError),

@@ -49,7 +49,7 @@ pub async fn resend_otp(
             .check_limits(now, &settings.limits)
             .map_err(Failure::Limit)?;
         daily_key = sender.daily_key(&phone);
-        sender.check_daily(&daily_key)?;
+        sender.check_allowed(&phone, &daily_key)?;
         let reservation = record
             .otp
             .reserve(verification_id, now, &settings.limits)

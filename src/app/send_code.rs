@@ -47,8 +47,16 @@ impl<'a> CodeSender<'a> {
         phone_sends_key(&digest, &self.now.utc_date())
     }
 
-    /// Refuses, without writing, when the phone has had its sends for today.
-    pub fn check_daily(&self, daily_key: &str) -> Result<(), Failure> {
+    /// Refuses, without writing, a phone outside the allowed country prefixes
+    /// or one that has had its sends for today.
+    pub fn check_allowed(&self, phone: &PhoneNumber, daily_key: &str) -> Result<(), Failure> {
+        let prefixes = &self.settings.sms.allowed_prefixes;
+        if !prefixes
+            .iter()
+            .any(|prefix| phone.as_str().starts_with(prefix.as_str()))
+        {
+            return Err(Failure::DestinationNotAllowed);
+        }
         let sent_today = u64::try_from(self.store.counter(daily_key)?).unwrap_or(0);
         check_phone_daily(sent_today, self.now, &self.settings.limits).map_err(Failure::Limit)
     }

@@ -221,3 +221,50 @@ async fn the_twilio_provider_posts_a_form_with_basic_auth() {
         "{form}"
     );
 }
+
+#[tokio::test]
+async fn phones_outside_the_allowed_prefixes_get_no_sms() {
+    let Some(app) = TestApp::local_with(&[("sms_allowed_prefixes", "+38067,+38097")]).await else {
+        return;
+    };
+    let seeded = app.seed(Seed::default());
+    let before = app.record(&seeded.id);
+    for response in [
+        app.resend(&seeded.id).await,
+        app.create(&new_merge_request(otp_method(PHONE))).await,
+    ] {
+        let error = expect_error(response, 422, "validation_failed").await;
+        assert_eq!(
+            error["invalid"][0]["entry"],
+            "$.authentication_method_current.phone_number"
+        );
+    }
+    assert_eq!(app.record(&seeded.id), before);
+    assert!(app.sent_sms().await.is_empty());
+    let allowed = app
+        .create(&new_merge_request(otp_method("+380671234567")))
+        .await;
+    assert_eq!(allowed.status(), 201);
+    assert_eq!(app.sent_sms().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_2xx_answer_without_a_readable_body_is_still_a_sent_sms() {
+    let Some(app) = TestApp::local().await else {
+        return;
+    };
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<html>ok</html>"))
+        .with_priority(1)
+        .mount(&app.gateway)
+        .await;
+    let seeded = app.seed(Seed::default());
+    assert_eq!(app.resend(&seeded.id).await.status(), 200);
+    let record = app.record(&seeded.id);
+    assert_eq!(record["otp"]["verifications"][1]["active"], true);
+    assert!(
+        record["otp"]["verifications"][1]
+            .get("gateway_message_id")
+            .is_none()
+    );
+}
