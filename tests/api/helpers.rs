@@ -139,6 +139,8 @@ pub struct TestApp {
     /// The in-process host; `None` when the suite targets a running server.
     host: Option<Arc<App>>,
     client: reqwest::Client,
+    /// Every token handed out, so that the log check on drop can look for them.
+    tokens: std::sync::Mutex<Vec<String>>,
 }
 
 /// The variables a running server must have for the suite to target it
@@ -284,6 +286,7 @@ impl TestApp {
             gateway: Gateway::Shared(shared_gateway().await),
             host: None,
             client: reqwest::Client::new(),
+            tokens: Default::default(),
         }
     }
 
@@ -336,11 +339,14 @@ impl TestApp {
             gateway: Gateway::Own(gateway),
             host: Some(app),
             client: reqwest::Client::new(),
+            tokens: Default::default(),
         })
     }
 
     pub fn token_with(&self, signer: &Signer, claims: &Value) -> String {
-        signer.sign(claims).unwrap()
+        let token = signer.sign(claims).unwrap();
+        self.tokens.lock().unwrap().push(token.clone());
+        token
     }
 
     /// A valid token of the suite's legal entity, with `scope`.
@@ -605,4 +611,70 @@ pub async fn expect_incorrect_status(response: reqwest::Response) {
         json!([{"entry_type": "json_data_property", "entry": "$.status",
                 "rules": [{"rule": "invalid", "description": "incorrect status", "params": []}]}])
     );
+}
+
+/// Every test that ran the in-process host ends with a check of its log: no
+/// issued code, token, key or full phone number in any line, except the
+/// `DEV SMS` lines of the development provider, whose job is to print them.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Some(host) = &self.host else {
+            return;
+        };
+        if std::thread::panicking() {
+            return;
+        }
+        let gateway: &MockServer = &self.gateway;
+        // The gateway's record is async; read it on a runtime of its own, as
+        // drop may run inside the test's runtime.
+        let requests = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .build()
+                        .unwrap();
+                    runtime
+                        .block_on(gateway.received_requests())
+                        .unwrap_or_default()
+                })
+                .join()
+                .unwrap()
+        });
+        let codes: Vec<String> = requests
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .filter_map(|sms| sms["text"].as_str().map(code_in))
+            .chain([SEEDED_CODE.to_owned()])
+            .collect();
+        let secrets: Vec<String> = self
+            .tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .cloned()
+            .chain([API_KEY, HASH_KEY, GATEWAY_TOKEN, PHONE].map(str::to_owned))
+            .collect();
+        for line in host
+            .logs()
+            .lines()
+            .iter()
+            .filter(|line| !line.starts_with("DEV SMS"))
+        {
+            for secret in &secrets {
+                assert!(
+                    !line.contains(secret.as_str()),
+                    "a log line leaks a secret: {line}"
+                );
+            }
+            for code in &codes {
+                // A code stands alone; the same digits inside an id or a time do not count.
+                let alone =
+                    regex::Regex::new(&format!(r"(^|[^0-9a-f.-]){code}([^0-9a-fZ-]|$)")).unwrap();
+                assert!(
+                    !alone.is_match(line),
+                    "a log line leaks code {code}: {line}"
+                );
+            }
+        }
+    }
 }
