@@ -219,3 +219,33 @@ fn arbitrary_requests_always_get_an_envelope() {
         )
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_public_key_used_as_an_hmac_secret_is_refused() {
+    let app = TestApp::http_only().await;
+    // The classic confusion: sign HS256 with the bytes of the ES256 public key.
+    let jwks: Value = serde_json::from_str(&keys().jwks).unwrap();
+    let public_x = jwks["keys"][0]["x"].as_str().unwrap();
+    let forger = testhost::tokens::Signer::hs256("es", public_x.as_bytes());
+    let token = forger
+        .sign(&testhost::tokens::claims(
+            ISSUER,
+            LEGAL_ENTITY,
+            USER,
+            WRITE_SCOPE,
+            600,
+        ))
+        .unwrap();
+    let response = app
+        .client()
+        .post(app.resend_url(&uuid_v4()))
+        .bearer_auth(token)
+        .header("Api-Key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        expect_error(response, 401, "access_denied").await["message"],
+        "Invalid access token"
+    );
+}

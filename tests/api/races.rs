@@ -128,3 +128,48 @@ async fn a_resend_racing_an_approval_never_lets_a_cancelled_code_approve() {
     }
     eprintln!("interleavings: approval first {approval_first}, resend first {resend_first}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resends_and_approvals_at_once_leave_a_consistent_request() {
+    let Some(app) = TestApp::local_with(&[
+        ("otp_resend_cooldown_seconds", "0"),
+        ("otp_max_sends", "100"),
+    ])
+    .await
+    else {
+        return;
+    };
+    for _ in 0..ROUNDS {
+        let seeded = app.seed(Seed::default());
+        let sent_before = app.sent_sms().await.len();
+        let resends = join_all((0..PARALLEL / 2).map(|_| app.resend(&seeded.id)));
+        let approvals = join_all((0..PARALLEL / 2).map(|_| app.approve(&seeded.id, SEEDED_CODE)));
+        let (resends, approvals) = tokio::join!(resends, approvals);
+        let (resends, approvals) = (statuses(&resends), statuses(&approvals));
+        let record = app.record(&seeded.id);
+        let verifications = record["otp"]["verifications"].as_array().unwrap();
+
+        // Every resend that answered 200 sent exactly one SMS and added one verification.
+        assert_eq!(
+            app.sent_sms().await.len() - sent_before,
+            count(&resends, 200)
+        );
+        assert_eq!(verifications.len(), 1 + count(&resends, 200));
+        assert_eq!(record["otp"]["sends"], 1 + count(&resends, 200) as u64);
+        assert!(verifications.iter().filter(|v| v["active"] == true).count() <= 1);
+        assert_eq!(record["otp"]["pending"], json!(null));
+        // At most one approval, and only with the seeded code while it was active.
+        assert!(count(&approvals, 200) <= 1, "{approvals:?}");
+        if count(&approvals, 200) == 1 {
+            assert_eq!(record["merge_request"]["status"], "APPROVED");
+            assert_eq!(verifications[0]["status"], "VERIFIED");
+            assert!(
+                verifications[1..].iter().all(|v| v["status"] == "CANCELED"),
+                "{record}"
+            );
+        } else {
+            assert_eq!(record["merge_request"]["status"], "NEW");
+            assert_eq!(verifications[0]["status"], "CANCELED");
+        }
+    }
+}
