@@ -53,6 +53,13 @@ async fn assert_daily_count_matches_sms(app: &TestApp) {
     assert_eq!(counted, app.sent_sms().await.len() as i64);
 }
 
+fn merge_request_keys(app: &TestApp) -> Vec<String> {
+    let keys = app.host().key_value().keys("default");
+    keys.into_iter()
+        .filter(|key| key.starts_with("merge_request:"))
+        .collect()
+}
+
 fn differing_keys(
     before: &BTreeMap<String, Value>,
     after: &BTreeMap<String, Value>,
@@ -174,13 +181,7 @@ async fn a_create_on_a_failing_store_stores_no_request() {
         Operation::Increment,
         Operation::Set,
     ] {
-        let before: Vec<String> = app
-            .host()
-            .key_value()
-            .keys("default")
-            .into_iter()
-            .filter(|k| k.starts_with("merge_request:"))
-            .collect();
+        let before = merge_request_keys(&app);
         app.host()
             .key_value()
             .inject(Some(Fault::new(Some(operation), None, 1)));
@@ -190,13 +191,7 @@ async fn a_create_on_a_failing_store_stores_no_request() {
         app.host().key_value().inject(None);
         let error = expect_error(response, 503, "service_unavailable").await;
         assert_eq!(error["message"], "Storage is unavailable", "{operation:?}");
-        let after: Vec<String> = app
-            .host()
-            .key_value()
-            .keys("default")
-            .into_iter()
-            .filter(|k| k.starts_with("merge_request:"))
-            .collect();
+        let after = merge_request_keys(&app);
         assert_eq!(after, before, "{operation:?}");
     }
 }

@@ -95,19 +95,11 @@ async fn row11_a_gateway_error_is_503_and_the_old_code_stays_valid() {
     let Some(app) = TestApp::local().await else {
         return;
     };
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .with_priority(1)
-        .mount(&app.gateway)
-        .await;
+    app.gateway_fails_with(500).await;
     let seeded = assert_send_fails_and_changes_nothing(&app).await;
 
     // The gateway recovers: the patient may retry at once, and the budget was not spent.
-    app.gateway.reset().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&app.gateway)
-        .await;
+    app.gateway_recovers().await;
     let (status, headers, _) = answer(app.resend(&seeded.id).await).await;
     assert_eq!(status, 200);
     assert_eq!(headers["x-otp-sends-remaining"], "3");
@@ -171,11 +163,7 @@ async fn the_fallback_gateway_is_tried_once_when_the_primary_fails() {
     else {
         return;
     };
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .with_priority(1)
-        .mount(&app.gateway)
-        .await;
+    app.gateway_fails_with(503).await;
     let seeded = app.seed(Seed::default());
     assert_eq!(app.resend(&seeded.id).await.status(), 200);
     assert_eq!(app.gateway.received_requests().await.unwrap().len(), 1);

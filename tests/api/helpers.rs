@@ -536,6 +536,21 @@ impl TestApp {
             .expect("a test that uses the host starts with TestApp::local")
     }
 
+    /// From now on the gateway answers every message with `status`.
+    pub async fn gateway_fails_with(&self, status: u16) {
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status))
+            .with_priority(1)
+            .mount(&self.gateway)
+            .await;
+    }
+
+    /// The gateway accepts messages again (and forgets what it received).
+    pub async fn gateway_recovers(&self) {
+        self.gateway.reset().await;
+        accept_sms(&self.gateway).await;
+    }
+
     /// The messages the gateway received for `phone`.
     pub async fn sms_to(&self, phone: &str) -> Vec<Value> {
         self.sent_sms()
@@ -600,6 +615,12 @@ pub async fn expect_error(response: reqwest::Response, status: u16, kind: &str) 
     assert_eq!(body["error"]["type"], kind, "{body}");
     assert!(body.get("data").is_none());
     body["error"].clone()
+}
+
+/// Asserts the row 2 answer: 401 `Invalid access token`.
+pub async fn expect_invalid_token(response: reqwest::Response) {
+    let error = expect_error(response, 401, "access_denied").await;
+    assert_eq!(error["message"], "Invalid access token");
 }
 
 /// Asserts the answer for a merge request not in the status an action needs:

@@ -151,11 +151,7 @@ async fn a_server_error_is_not_kept_so_the_retry_runs() {
     let Some(app) = TestApp::local().await else {
         return;
     };
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(500))
-        .with_priority(1)
-        .mount(&app.gateway)
-        .await;
+    app.gateway_fails_with(500).await;
     let seeded = app.seed(Seed::default());
     assert_eq!(
         resend_with_key(&app, &seeded.id, "after-outage")
@@ -164,11 +160,7 @@ async fn a_server_error_is_not_kept_so_the_retry_runs() {
         503
     );
     // The gateway recovers.
-    app.gateway.reset().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(200))
-        .mount(&app.gateway)
-        .await;
+    app.gateway_recovers().await;
     let (status, headers, _) =
         answer(resend_with_key(&app, &seeded.id, "after-outage").await).await;
     assert_eq!(status, 200);

@@ -130,11 +130,7 @@ async fn a_failed_first_sms_leaves_a_new_request_whose_code_can_be_resent() {
     let Some(app) = TestApp::local().await else {
         return;
     };
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(500))
-        .with_priority(1)
-        .mount(&app.gateway)
-        .await;
+    app.gateway_fails_with(500).await;
     let (id, created) = created_id(&app, &new_merge_request(otp_method(PHONE))).await;
     assert_eq!(created["status"], "NEW");
     assert_eq!(created["verification"], Value::Null);
@@ -144,11 +140,7 @@ async fn a_failed_first_sms_leaves_a_new_request_whose_code_can_be_resent() {
         "a failed send is not charged"
     );
 
-    app.gateway.reset().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST"))
-        .respond_with(wiremock::ResponseTemplate::new(200))
-        .mount(&app.gateway)
-        .await;
+    app.gateway_recovers().await;
     let (status, _, resent) = answer(app.resend(&id).await).await;
     assert_eq!(status, 200, "{resent}");
     let (_, _, read) = answer(app.get(&id).await).await;
