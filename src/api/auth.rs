@@ -2,10 +2,13 @@
 //! variables) and the `Api-Key` of the calling MIS, checked in the order of
 //! the contract's table.
 
+use chrono::{DateTime, TimeDelta};
 use http::{HeaderMap, StatusCode};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key};
+use jwt_compact::jwk::JsonWebKey;
+use jwt_compact::{AlgorithmExt, TimeOptions, Token, UntrustedToken};
 use serde::Deserialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,16 +24,15 @@ pub struct Caller {
     scopes: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 struct Claims {
+    iss: String,
     sub: String,
     client_id: String,
     #[serde(default)]
     scope: String,
     #[serde(default)]
     azp: Option<String>,
-    #[serde(default)]
-    iat: Option<u64>,
 }
 
 pub fn authenticate(
@@ -99,31 +101,41 @@ fn verify_token(token: &str, settings: &AuthSettings, now_unix: u64) -> Option<C
     if token.len() > MAX_TOKEN_BYTES {
         return None;
     }
-    let kid = decode_header(token).ok()?.kid?;
-    let keys: JwkSet = serde_json::from_str(&settings.jwks).ok()?;
-    let jwk = keys.find(&kid)?;
-    let algorithm = match &jwk.algorithm {
-        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
-            Algorithm::ES256
+    let untrusted = UntrustedToken::new(token).ok()?;
+    let kid = untrusted.header().key_id.as_deref()?;
+    let keys: Value = serde_json::from_str(&settings.jwks).ok()?;
+    let entry = keys["keys"]
+        .as_array()?
+        .iter()
+        .find(|key| key["kid"] == kid)?;
+    let jwk: JsonWebKey<'_> = serde_json::from_value(entry.clone()).ok()?;
+    // Each validator accepts only its own `alg` in the header.
+    let token: Token<Claims> = match &jwk {
+        JsonWebKey::EllipticCurve { .. } => {
+            let key = p256::ecdsa::VerifyingKey::try_from(&jwk).ok()?;
+            Es256.validator(&key).validate(&untrusted).ok()?
         }
-        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
-            Algorithm::EdDSA
+        JsonWebKey::KeyPair { .. } => {
+            let key = ed25519_dalek::VerifyingKey::try_from(&jwk).ok()?;
+            Ed25519.validator(&key).validate(&untrusted).ok()?
         }
-        AlgorithmParameters::OctetKey(_) if settings.allow_hs256 => Algorithm::HS256,
+        JsonWebKey::Symmetric { .. } if settings.allow_hs256 => {
+            let key = Hs256Key::try_from(&jwk).ok()?;
+            Hs256.validator(&key).validate(&untrusted).ok()?
+        }
         _ => return None,
     };
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    let mut validation = Validation::new(algorithm);
-    validation.leeway = settings.leeway_seconds;
-    validation.validate_nbf = true;
-    validation.validate_aud = false;
-    validation.set_issuer(&[&settings.issuer]);
-    validation.set_required_spec_claims(&["exp", "iss"]);
-    let claims = decode::<Claims>(token, &key, &validation).ok()?.claims;
-    let issued_in_future = claims
-        .iat
-        .is_some_and(|iat| iat > now_unix + settings.leeway_seconds);
-    (!issued_in_future).then_some(claims)
+    let claims = token.claims();
+    let now = DateTime::from_timestamp(i64::try_from(now_unix).ok()?, 0)?;
+    let leeway = TimeDelta::seconds(i64::try_from(settings.leeway_seconds).ok()?);
+    let options = TimeOptions::new(leeway, move || now);
+    // `exp` is required; `nbf` and `iat` are checked when present.
+    claims.validate_expiration(&options).ok()?;
+    if claims.not_before.is_some() {
+        claims.validate_maturity(&options).ok()?;
+    }
+    let issued_in_future = claims.issued_at.is_some_and(|iat| iat > now + leeway);
+    (!issued_in_future && claims.custom.iss == settings.issuer).then(|| claims.custom.clone())
 }
 
 /// The MIS whose registered key hash equals SHA-256 of `api_key`. Every entry
