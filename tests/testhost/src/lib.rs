@@ -234,12 +234,12 @@ impl App {
     /// Serves the app over HTTP/1.1 until the listener fails.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> Result<()> {
         loop {
-            let (stream, peer) = listener.accept().await?;
+            let (stream, _) = listener.accept().await?;
             let app = self.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request| {
                     let app = app.clone();
-                    async move { app.answer(request, peer).await }
+                    async move { app.answer(request).await }
                 });
                 let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
@@ -251,7 +251,6 @@ impl App {
     async fn answer(
         &self,
         request: hyper::Request<hyper::body::Incoming>,
-        _peer: SocketAddr,
     ) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
         let host = request
             .headers()
