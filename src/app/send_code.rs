@@ -1,9 +1,6 @@
 //! Sending a fresh code: the phone's daily limit, the code itself, the SMS.
 //! Shared by the first SMS of a new merge request and by every resend.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::{Failure, Trace};
 use crate::adapters::random;
 use crate::adapters::settings::Settings;
@@ -11,7 +8,7 @@ use crate::adapters::sms::{SmsClient, SmsMessage};
 use crate::adapters::store::{Store, phone_sends_key};
 use crate::domain::{
     CodeHash, MergeRequestId, OtpCode, PhoneNumber, Timestamp, VerificationId, check_phone_daily,
-    hex,
+    hex, keyed_digest,
 };
 
 /// A code the gateway accepted, in the only form that is kept.
@@ -38,12 +35,12 @@ impl<'a> CodeSender<'a> {
 
     /// The key of `phone`'s count for today.
     pub fn daily_key(&self, phone: &PhoneNumber) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.settings.otp_hash_key)
-            .expect("HMAC takes keys of any length");
-        mac.update(b"phone:");
-        mac.update(phone.as_str().as_bytes());
         // Keyed, so that the store holds no phone numbers, not even in key names.
-        let digest = hex(&mac.finalize().into_bytes()[..16]);
+        let digest = keyed_digest(
+            &self.settings.otp_hash_key,
+            &[b"phone:", phone.as_str().as_bytes()],
+        );
+        let digest = hex(&digest[..16]);
         phone_sends_key(&digest, &self.now.utc_date())
     }
 

@@ -67,11 +67,22 @@ impl OtpCode {
         merge_request: MergeRequestId,
         verification: VerificationId,
     ) -> CodeHash {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
-        mac.update(format!("{merge_request}:{verification}:").as_bytes());
-        mac.update(self.0.as_bytes());
-        CodeHash(hex(&mac.finalize().into_bytes()))
+        let context = format!("{merge_request}:{verification}:");
+        CodeHash(hex(&keyed_digest(
+            key,
+            &[context.as_bytes(), self.0.as_bytes()],
+        )))
     }
+}
+
+/// HMAC-SHA-256 of `parts`, one after the other, under the deployment's key:
+/// the one keyed digest behind stored code hashes and phone-derived key names.
+pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 impl fmt::Debug for OtpCode {
