@@ -16,6 +16,7 @@ use crate::adapters::{clock, random};
 use crate::app::{self, Actor, Failure, Trace};
 use crate::domain::{
     CodeRefused, FieldError, LimitReached, MergeRequestId, NewMergeRequest, VerificationId,
+    parse_verification_code,
 };
 use envelope::{ApiError, HttpResponse, Reply, RequestMeta, header, success};
 
@@ -215,7 +216,7 @@ async fn execute(
         }
         Route::Approve(raw) => {
             let id = merge_request_id(raw)?;
-            let code = verification_code(body)?;
+            let code = parse_verification_code(body).map_err(invalid_fields)?;
             let approved = app::approve(settings, &actor, id, &code).map_err(failure)?;
             (StatusCode::OK, views::merge_request(&approved), Vec::new())
         }
@@ -227,35 +228,6 @@ async fn execute(
     };
     log.outcome = route.outcome();
     Ok(success(status, data, meta, headers))
-}
-
-/// `{"verification_code": "…"}` and nothing else.
-fn verification_code(body: Option<&Value>) -> Result<String, ApiError> {
-    let object = body.and_then(Value::as_object);
-    let code = object
-        .and_then(|o| o.get("verification_code"))
-        .and_then(Value::as_str);
-    let mut errors: Vec<FieldError> = object
-        .into_iter()
-        .flat_map(|o| o.keys())
-        .filter(|key| *key != "verification_code")
-        .map(|key| FieldError {
-            entry: format!("$.{key}"),
-            rule: "schema",
-            description: "unknown property".into(),
-        })
-        .collect();
-    if code.is_none() {
-        errors.push(FieldError {
-            entry: "$.verification_code".into(),
-            rule: "required",
-            description: "required string property is missing".into(),
-        });
-    }
-    match code {
-        Some(code) if errors.is_empty() => Ok(code.to_owned()),
-        _ => Err(invalid_fields(errors)),
-    }
 }
 
 fn invalid_fields(errors: Vec<FieldError>) -> ApiError {

@@ -3,9 +3,9 @@
 
 mod ids;
 mod merge_request;
-mod new_merge_request;
 mod otp_code;
 mod phone_number;
+mod request_bodies;
 mod time;
 mod verification;
 
@@ -14,9 +14,9 @@ pub use merge_request::{
     AuthenticationMethod, MergeRequest, MergeRequestStatus, NotRejectable, NotResendable,
     StatusContext,
 };
-pub use new_merge_request::{FieldError, NewMergeRequest};
-pub use otp_code::{CodeHash, CodeLength, OtpCode, hex};
+pub use otp_code::{CodeHash, CodeLength, OtpCode, hex, keyed_digest};
 pub use phone_number::PhoneNumber;
+pub use request_bodies::{FieldError, NewMergeRequest, parse_verification_code};
 pub use time::Timestamp;
 pub use verification::{
     CodeRefused, LimitReached, OtpLedger, PendingSend, ReservationLost, SendLimits, Verification,

@@ -1,5 +1,5 @@
-//! The body of a create request, parsed field by field so that every bad
-//! field is reported at once.
+//! The bodies clients send (create, approve), parsed field by field so that
+//! every bad field is reported at once.
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -68,6 +68,29 @@ impl NewMergeRequest {
             }),
             _ => Err(errors),
         }
+    }
+}
+
+/// `{"verification_code": "…"}` and nothing else: the body of an approval.
+pub fn parse_verification_code(body: Option<&Value>) -> Result<String, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let object = body.and_then(Value::as_object);
+    if let Some(object) = object {
+        refuse_unknown(object, "$", &["verification_code"], &mut errors);
+    }
+    let code = object
+        .and_then(|o| o.get("verification_code"))
+        .and_then(Value::as_str);
+    if code.is_none() {
+        errors.push(FieldError {
+            entry: "$.verification_code".into(),
+            rule: "required",
+            description: "required string property is missing".into(),
+        });
+    }
+    match code {
+        Some(code) if errors.is_empty() => Ok(code.to_owned()),
+        _ => Err(errors),
     }
 }
 
@@ -261,6 +284,34 @@ mod tests {
         assert_eq!(
             entries(body),
             ["$.merge_request.authentication_method_current.type"]
+        );
+    }
+
+    #[test]
+    fn an_approval_body_is_one_string_code() {
+        assert_eq!(
+            parse_verification_code(Some(&json!({"verification_code": "123456"}))).unwrap(),
+            "123456"
+        );
+        let entries = |body: Value| -> Vec<String> {
+            parse_verification_code(Some(&body))
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.entry)
+                .collect()
+        };
+        assert_eq!(entries(json!({})), ["$.verification_code"]);
+        assert_eq!(
+            entries(json!({"verification_code": 1})),
+            ["$.verification_code"]
+        );
+        assert_eq!(
+            entries(json!({"verification_code": "1", "extra": 1})),
+            ["$.extra"]
+        );
+        assert_eq!(
+            parse_verification_code(None).unwrap_err()[0].entry,
+            "$.verification_code"
         );
     }
 
