@@ -3,8 +3,7 @@
 //! gateway on 127.0.0.1.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
@@ -34,39 +33,12 @@ fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Builds the component exactly as `spin build` does (release, wasm32-wasip2),
-/// into its own target directory so it never waits on the running `cargo test`.
-fn build_component() -> PathBuf {
-    // rust-toolchain.toml names the target, but rustup adds targets only when
-    // it installs a toolchain; on a machine that already has the toolchain,
-    // this is what brings the target.
-    let _ = Command::new("rustup")
-        .args(["target", "add", "wasm32-wasip2"])
-        .current_dir(project_root())
-        .status();
-    let target_dir = project_root().join("target").join("test-component");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--target",
-            "wasm32-wasip2",
-            "--release",
-            "-p",
-            "resend-otp",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .current_dir(project_root())
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the component failed");
-    target_dir.join("wasm32-wasip2/release/resend_otp.wasm")
-}
-
 fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| Runtime::compile(&build_component()).expect("the component compiles"))
+    RUNTIME.get_or_init(|| {
+        Runtime::compile(&testhost::build::component("resend-otp").expect("the component builds"))
+            .expect("the component compiles")
+    })
 }
 
 /// The key set tokens are checked against: ES256, EdDSA and an HS256 secret.

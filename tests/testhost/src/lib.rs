@@ -4,6 +4,7 @@
 //! `allowed_outbound_hosts`), a key-value store shared by all requests with
 //! working atomics, and variables through `wasi:config`.
 
+pub mod build;
 pub mod kv;
 pub mod manifest;
 mod outbound;
@@ -13,6 +14,7 @@ mod variables;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
@@ -22,7 +24,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{Config, Engine, ResourceLimiter, Store};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::WasiHttpCtx;
@@ -42,6 +44,33 @@ struct InstanceState {
     variables: variables::Variables,
     key_value: Arc<KeyValue>,
     key_value_labels: Arc<[String]>,
+    memory: MemoryWatch,
+}
+
+/// Records the largest linear memory any instance asked for: what one
+/// request costs in memory, which a host multiplies by its concurrency.
+#[derive(Clone, Default)]
+struct MemoryWatch(Arc<AtomicUsize>);
+
+impl ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.0.fetch_max(desired, Ordering::Relaxed);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for InstanceState {
@@ -115,6 +144,7 @@ pub struct App {
     key_value: Arc<KeyValue>,
     key_value_labels: Arc<[String]>,
     logs: Arc<Logs>,
+    memory: MemoryWatch,
 }
 
 /// How to load an app.
@@ -165,6 +195,7 @@ impl App {
                 echo: options.echo_logs,
                 ..Logs::default()
             }),
+            memory: MemoryWatch::default(),
         })
     }
 
@@ -178,6 +209,11 @@ impl App {
 
     pub fn spec(&self) -> &ComponentSpec {
         &self.spec
+    }
+
+    /// The largest linear memory, in bytes, of any instance so far.
+    pub fn peak_instance_memory(&self) -> usize {
+        self.memory.0.load(Ordering::Relaxed)
     }
 
     /// Runs one request through a fresh instance, as Spin does.
@@ -200,8 +236,10 @@ impl App {
                 variables: variables::Variables(self.variables.clone()),
                 key_value: self.key_value.clone(),
                 key_value_labels: self.key_value_labels.clone(),
+                memory: self.memory.clone(),
             },
         );
+        store.limiter(|state| &mut state.memory);
         let (mut parts, body) = request.into_parts();
         parts.headers.insert("spin-full-url", full_url.parse()?);
         let request = http::Request::from_parts(parts, Full::new(body));
