@@ -1,11 +1,11 @@
 //! HTTP concerns: routing, the request body rules, authentication, the
 //! envelope and the request log. Domain decisions happen elsewhere.
 
-mod auth;
+pub mod auth;
 mod body;
 mod envelope;
 mod idempotency;
-mod views;
+pub mod views;
 
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
