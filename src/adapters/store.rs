@@ -148,16 +148,25 @@ impl Store {
     pub fn counter(&self, key: &str) -> Result<i64, StorageUnavailable> {
         match self.bucket.get(key).map_err(log_error)? {
             None => Ok(0),
-            Some(bytes) => Ok(i64::from_le_bytes(
-                bytes.try_into().map_err(|_| StorageUnavailable)?,
-            )),
+            Some(bytes) => decode_counter(&bytes).ok_or(StorageUnavailable),
         }
     }
 
-    /// Atomic add; counters are little-endian `i64`, the format Spin's stores use.
+    /// Atomic add, in whatever form the host's store keeps counters.
     pub fn increment(&self, key: &str, delta: i64) -> Result<i64, StorageUnavailable> {
         atomics::increment(&self.bucket, key, delta).map_err(log_error)
     }
+}
+
+/// A counter as the host's store keeps it: Spin's SQLite store writes
+/// little-endian `i64`, its Redis store decimal text (`INCRBY`). Eight ASCII
+/// digits read as text: as little-endian they would be a count above 3·10¹⁸.
+pub fn decode_counter(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+        return std::str::from_utf8(bytes).ok()?.parse().ok();
+    }
+    <[u8; 8]>::try_from(bytes).ok().map(i64::from_le_bytes)
 }
 
 /// A stored record, refused (as storage trouble) when it does not parse or
@@ -191,4 +200,37 @@ fn log_error(error: store::Error) -> StorageUnavailable {
         serde_json::json!({"level": "error", "message": "key-value store failed", "error": detail})
     );
     StorageUnavailable
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_counter;
+
+    #[test]
+    fn counters_read_in_the_sqlite_form() {
+        for count in [0i64, 1, 9, 10, 255, 256, -1, 123_456_789] {
+            assert_eq!(decode_counter(&count.to_le_bytes()), Some(count));
+        }
+    }
+
+    #[test]
+    fn counters_read_in_the_redis_form() {
+        for count in [0i64, 1, 9, 10, 12_345_678, -3, i64::MAX] {
+            assert_eq!(decode_counter(count.to_string().as_bytes()), Some(count));
+        }
+    }
+
+    #[test]
+    fn anything_else_is_not_a_counter() {
+        for bytes in [
+            &b""[..],
+            b"-",
+            b"12a",
+            b"\x01\x02\x03",
+            b"123456789a",
+            b"99999999999999999999",
+        ] {
+            assert_eq!(decode_counter(bytes), None, "{bytes:?}");
+        }
+    }
 }
