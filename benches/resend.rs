@@ -65,6 +65,7 @@ fn load(package: &str, manifest: &str, variables: &[(&str, &str)]) -> Loaded {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
             echo_logs: false,
+            key_value: testhost::Backing::Memory,
         },
     )
     .expect("the app links");

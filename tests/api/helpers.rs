@@ -12,7 +12,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use testhost::tokens::{Signer, claims};
-use testhost::{App, AppOptions, Runtime};
+use testhost::{App, AppOptions, Backing, Runtime};
 use wiremock::matchers::{method, path};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
@@ -131,6 +131,24 @@ pub fn external_profile(gateway_origin: &str) -> Vec<(&'static str, String)> {
         ("mis_api_keys", api_key_entry(MIS_ID, API_KEY)),
         ("otp_resend_cooldown_seconds", "0".to_owned()),
     ]
+}
+
+/// Each app's own store: in memory, or, when `RESEND_OTP_TEST_REDIS` names a
+/// Redis server, its own key prefix there, so that the suite also runs on
+/// the store many Spin instances share.
+fn test_store() -> Backing {
+    static APPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    match std::env::var("RESEND_OTP_TEST_REDIS") {
+        Ok(url) if !url.is_empty() => Backing::Redis {
+            url,
+            key_prefix: format!(
+                "test:{}:{}:",
+                std::process::id(),
+                APPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
+        },
+        _ => Backing::Memory,
+    }
 }
 
 /// Where the shared gateway listens when the suite targets a running server.
@@ -301,6 +319,7 @@ impl TestApp {
                 manifest: manifest.to_owned(),
                 variables,
                 echo_logs: false,
+                key_value: test_store(),
             },
         )?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -31,7 +31,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::p3::{WasiHttpCtxView, WasiHttpView};
 
-pub use kv::{Fault, KeyValue, Operation};
+pub use kv::{Backing, Fault, KeyValue, Operation};
 pub use manifest::ComponentSpec;
 use outbound::OutboundPolicy;
 
@@ -153,6 +153,7 @@ pub struct AppOptions {
     /// Variable values, as Spin takes them from `SPIN_VARIABLE_<NAME>`.
     pub variables: HashMap<String, String>,
     pub echo_logs: bool,
+    pub key_value: Backing,
 }
 
 /// `SPIN_VARIABLE_<NAME>` environment variables, as Spin reads them.
@@ -190,7 +191,7 @@ impl App {
             key_value_labels: spec.key_value_stores.clone().into(),
             spec,
             variables,
-            key_value: Arc::default(),
+            key_value: Arc::new(KeyValue::new(&options.key_value)?),
             logs: Arc::new(Logs {
                 echo: options.echo_logs,
                 ..Logs::default()
@@ -329,11 +330,13 @@ pub async fn run(
     wasm: Option<PathBuf>,
     listen: SocketAddr,
     seed: Vec<(String, String)>,
+    key_value: Backing,
 ) -> Result<()> {
     let options = AppOptions {
         manifest: manifest.to_owned(),
         variables: variables_from_env(),
         echo_logs: true,
+        key_value,
     };
     let wasm = match wasm {
         Some(wasm) => wasm,

@@ -1,6 +1,8 @@
-//! `testhost serve [--listen ADDR] [--manifest PATH] [--wasm PATH] [--key-value KEY=VALUE]...`:
-//! serves the app of `spin.toml` where Spin is not installed; `--key-value`
-//! seeds the `default` store, as `spin up --key-value` does.
+//! `testhost serve [--listen ADDR] [--manifest PATH] [--wasm PATH] [--kv redis://HOST:PORT] [--key-value KEY=VALUE]...`:
+//! serves the app of `spin.toml` where Spin is not installed; `--kv` keeps the
+//! `default` store on a Redis server (shared by every host pointed at it, as
+//! Spin's `redis` store type is) instead of in memory; `--key-value` seeds the
+//! `default` store, as `spin up --key-value` does.
 //!
 //! `testhost token [--client-id ID] [--sub ID] [--scope SCOPES] [--ttl SECONDS]`:
 //! prints an access token signed with the development key.
@@ -17,7 +19,7 @@ async fn main() -> Result<()> {
         Some("serve") => serve(args).await,
         Some("token") => token(args),
         _ => bail!(
-            "usage: testhost serve [--listen 127.0.0.1:3000] [--manifest spin.toml] [--wasm PATH] [--key-value KEY=VALUE]...\n       \
+            "usage: testhost serve [--listen 127.0.0.1:3000] [--manifest spin.toml] [--wasm PATH] [--kv redis://127.0.0.1:6379] [--key-value KEY=VALUE]...\n       \
              testhost token [--client-id ID] [--sub ID] [--scope SCOPES] [--ttl SECONDS]"
         ),
     }
@@ -28,6 +30,7 @@ async fn serve(mut args: impl Iterator<Item = String>) -> Result<()> {
     let mut manifest = PathBuf::from("spin.toml");
     let mut wasm = None;
     let mut seed = Vec::new();
+    let mut key_value = testhost::Backing::Memory;
     while let Some(flag) = args.next() {
         let value = args
             .next()
@@ -36,6 +39,13 @@ async fn serve(mut args: impl Iterator<Item = String>) -> Result<()> {
             "--listen" => listen = value.parse().context("--listen takes ADDRESS:PORT")?,
             "--manifest" => manifest = value.into(),
             "--wasm" => wasm = Some(value.into()),
+            "--kv" if value.starts_with("redis://") => {
+                key_value = testhost::Backing::Redis {
+                    url: value,
+                    key_prefix: String::new(),
+                }
+            }
+            "--kv" => bail!("--kv takes a redis:// URL"),
             "--key-value" => {
                 let (key, value) = value
                     .split_once('=')
@@ -45,7 +55,7 @@ async fn serve(mut args: impl Iterator<Item = String>) -> Result<()> {
             _ => bail!("unknown option {flag}"),
         }
     }
-    testhost::run(&manifest, wasm, listen, seed).await
+    testhost::run(&manifest, wasm, listen, seed, key_value).await
 }
 
 fn token(mut args: impl Iterator<Item = String>) -> Result<()> {
