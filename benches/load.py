@@ -160,7 +160,7 @@ def main():
             server.send_signal(signal.SIGTERM)
             server.wait()
     print(f"\n## Load ({args.duration} s per run, wrk, {MERGE_REQUESTS} merge requests in turn)\n")
-    print("| connections | resend req/s | resend p50 | resend p99 | refused or failed | floor req/s | floor p50 | floor p99 |")
+    print("| connections | resend req/s | resend p50 | resend p99 | non-2xx | floor req/s | floor p50 | floor p99 |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for connections, (rps, p50, p99, errors), (frps, fp50, fp99, _) in rows:
         print(f"| {connections} | {rps:.0f} | {p50} | {p99} | {errors} | {frps:.0f} | {fp50} | {fp99} |")
