@@ -8,8 +8,10 @@
 //! upsert, so a component that races on absent keys fails here as it would on
 //! Spin. On Redis they follow Spin's Redis store: counters are `INCRBY`'s
 //! decimal text, and `cas.current` is `WATCH` + `GET` on a connection of the
-//! handle's own, the swap `MULTI`/`SET`/`EXEC` on it; an aborted `EXEC` is a
-//! lost race.
+//! handle's own, the swap `MULTI`/`SET`/`EXEC` on it. An aborted `EXEC` is
+//! reported as a lost race, as `wasi:keyvalue` specifies; Spin's Redis store
+//! reads it as success (README, "Deploying"), which breaks any component that
+//! counts on a lost race being reported.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
