@@ -320,6 +320,7 @@ impl TestApp {
                 variables,
                 echo_logs: false,
                 key_value: test_store(),
+                record_exchanges: true,
             },
         )?);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -636,6 +637,16 @@ impl Drop for TestApp {
         if std::thread::panicking() {
             return;
         }
+        let outside_the_contract: Vec<String> = host
+            .exchanges()
+            .iter()
+            .filter_map(|exchange| crate::contract::contract().check(exchange).err())
+            .collect();
+        assert!(
+            outside_the_contract.is_empty(),
+            "answers that openapi.yaml does not describe:\n{}",
+            outside_the_contract.join("\n")
+        );
         let gateway: &MockServer = &self.gateway;
         // The gateway's record is async; read it on a runtime of its own, as
         // drop may run inside the test's runtime.

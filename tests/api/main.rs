@@ -2,6 +2,7 @@
 //! row of the contract (`POST /api/merge_requests/{id}/actions/resend_otp`).
 
 mod authentication;
+mod contract;
 mod deploy;
 mod envelope;
 mod faults;

@@ -145,6 +145,7 @@ pub struct App {
     key_value_labels: Arc<[String]>,
     logs: Arc<Logs>,
     memory: MemoryWatch,
+    exchanges: Option<Mutex<Vec<Exchange>>>,
 }
 
 /// How to load an app.
@@ -154,6 +155,17 @@ pub struct AppOptions {
     pub variables: HashMap<String, String>,
     pub echo_logs: bool,
     pub key_value: Backing,
+    /// Keep every request's method and path with the answer, for a test to
+    /// check them all against the API description.
+    pub record_exchanges: bool,
+}
+
+/// One request and the component's answer to it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub method: http::Method,
+    pub path: String,
+    pub response: http::Response<Bytes>,
 }
 
 /// `SPIN_VARIABLE_<NAME>` environment variables, as Spin reads them.
@@ -197,6 +209,7 @@ impl App {
                 ..Logs::default()
             }),
             memory: MemoryWatch::default(),
+            exchanges: options.record_exchanges.then(Mutex::default),
         })
     }
 
@@ -210,6 +223,13 @@ impl App {
 
     pub fn spec(&self) -> &ComponentSpec {
         &self.spec
+    }
+
+    /// Every request so far with its answer, when the app records them.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.as_ref().map_or_else(Vec::new, |exchanges| {
+            exchanges.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        })
     }
 
     /// The largest linear memory, in bytes, of any instance so far.
@@ -242,6 +262,7 @@ impl App {
         );
         store.limiter(|state| &mut state.memory);
         let (mut parts, body) = request.into_parts();
+        let asked = (parts.method.clone(), parts.uri.path().to_owned());
         parts.headers.insert("spin-full-url", full_url.parse()?);
         let request = http::Request::from_parts(parts, Full::new(body));
         let (request, request_io) = wasmtime_wasi_http::p3::Request::from_http(request);
@@ -267,7 +288,19 @@ impl App {
             })
             .await;
         self.logs.append(&output.contents());
-        result?
+        let response = result??;
+        if let Some(exchanges) = &self.exchanges {
+            let (method, path) = asked;
+            exchanges
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Exchange {
+                    method,
+                    path,
+                    response: response.clone(),
+                });
+        }
+        Ok(response)
     }
 
     /// Serves the app over HTTP/1.1 until the listener fails.
@@ -337,6 +370,7 @@ pub async fn run(
         variables: variables_from_env(),
         echo_logs: true,
         key_value,
+        record_exchanges: false,
     };
     let wasm = match wasm {
         Some(wasm) => wasm,
