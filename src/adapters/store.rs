@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::random;
 use crate::bindings::wasi::keyvalue::atomics::{self, Cas, CasError};
 use crate::bindings::wasi::keyvalue::store::{self, Bucket};
 use crate::domain::{MergeRequest, MergeRequestId, OtpLedger};
@@ -15,6 +16,9 @@ const STORE_LABEL: &str = "default";
 const MAX_CAS_ROUNDS: usize = 8;
 /// The format of [`MergeRequestRecord`]; bumped when its shape changes.
 pub const RECORD_VERSION: u32 = 1;
+/// How many of a record's latest writes it remembers: enough for a writer to
+/// find its own write under those that came right after it.
+const REMEMBERED_WRITES: usize = 8;
 
 /// Everything about one merge request under one key, so that every change to
 /// it, codes and counters included, is a single compare-and-swap on a key
@@ -25,6 +29,10 @@ pub struct MergeRequestRecord {
     pub merge_request: MergeRequest,
     #[serde(default)]
     pub otp: OtpLedger,
+    /// Random marks of the latest writes, newest last: how a writer tells
+    /// that its swap really landed (see [`Store::update`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub writes: Vec<u64>,
 }
 
 #[derive(Debug)]
@@ -70,6 +78,11 @@ impl Store {
     /// the result with compare-and-swap. When another request wrote in
     /// between, `change` runs again on what that request wrote, so it never
     /// decides on stale state. `change` refusing means nothing is written.
+    ///
+    /// A swap the store calls done is confirmed by reading the record back:
+    /// Spin's Redis store answers a swap that lost its race (an aborted
+    /// `EXEC`) as done, with nothing written. The write's random mark, kept
+    /// in the record, shows whether it landed, even under later writes.
     pub fn update<T, E>(
         &self,
         id: MergeRequestId,
@@ -83,14 +96,31 @@ impl Store {
             };
             let mut record = decode(&key, &bytes)?;
             let outcome = change(&mut record).map_err(UpdateError::Refused)?;
+            let mark = u64::from_le_bytes(random::bytes());
+            record.writes.push(mark);
+            let excess = record.writes.len().saturating_sub(REMEMBERED_WRITES);
+            record.writes.drain(..excess);
             let updated = serde_json::to_vec(&record).map_err(|_| StorageUnavailable)?;
             match atomics::swap(cas, &updated) {
-                Ok(()) => return Ok(outcome),
+                Ok(()) if self.landed(&key, &updated, mark) => return Ok(outcome),
+                Ok(()) => cas = Cas::new(&self.bucket, &key).map_err(log_error)?,
                 Err(CasError::CasFailed(newer)) => cas = newer,
                 Err(CasError::StoreError(e)) => return Err(log_error(e).into()),
             }
         }
         Err(UpdateError::Storage)
+    }
+
+    /// Whether the write marked `mark` is in the record now: it is the
+    /// record, or one of the writes since was made on top of it. A record
+    /// that cannot be read back leaves the store's word standing.
+    fn landed(&self, key: &str, written: &[u8], mark: u64) -> bool {
+        let Ok(Some(now)) = self.bucket.get(key) else {
+            return true;
+        };
+        now == written
+            || serde_json::from_slice::<MergeRequestRecord>(&now)
+                .map_or(true, |record| record.writes.contains(&mark))
     }
 
     /// Reads a merge request's record without writing.

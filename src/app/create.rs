@@ -71,6 +71,7 @@ pub async fn create(
             generation,
         },
         otp,
+        writes: Vec::new(),
     };
     store.insert(&record)?;
     let context = StatusContext {

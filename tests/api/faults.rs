@@ -36,7 +36,7 @@ fn state(app: &TestApp) -> BTreeMap<String, Value> {
                 return None;
             }
             let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::from(bytes));
-            Some((key, value))
+            Some((key, without_write_marks(value)))
         })
         .collect()
 }

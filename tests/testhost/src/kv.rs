@@ -8,10 +8,10 @@
 //! upsert, so a component that races on absent keys fails here as it would on
 //! Spin. On Redis they follow Spin's Redis store: counters are `INCRBY`'s
 //! decimal text, and `cas.current` is `WATCH` + `GET` on a connection of the
-//! handle's own, the swap `MULTI`/`SET`/`EXEC` on it. An aborted `EXEC` is
-//! reported as a lost race, as `wasi:keyvalue` specifies; Spin's Redis store
-//! reads it as success (README, "Deploying"), which breaks any component that
-//! counts on a lost race being reported.
+//! handle's own, the swap `MULTI`/`SET`/`EXEC` on it — and, as there, a swap
+//! whose `EXEC` was aborted because another writer came first is reported as
+//! done, with nothing written (README, "Deploying"). A component that trusts
+//! the swap's word loses races here as it would on Spin with Redis.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -240,7 +240,8 @@ impl KeyValue {
     }
 
     /// Writes `value` if `key` still holds what [`KeyValue::watch`] saw;
-    /// `Ok(false)` when another writer came first.
+    /// `Ok(false)` when another writer came first — in memory; on Redis, as on
+    /// Spin, a lost race comes back as `Ok(true)`.
     fn swap(&self, handle: &mut CasHandle, value: Vec<u8>) -> Result<bool, store::Error> {
         match &self.backend {
             Backend::Memory => {
@@ -261,13 +262,14 @@ impl KeyValue {
                     // a plain write, as on Spin.
                     return redis.with(|c| c.set(key, value)).map(|()| true);
                 };
-                let committed: Option<redis::Value> = redis::pipe()
+                // Spin reads `EXEC`'s answer as `()`, which takes an aborted
+                // transaction's nil as well as a committed one's array.
+                redis::pipe()
                     .atomic()
                     .set(&key, value)
-                    .ignore()
-                    .query(&mut connection)
+                    .query::<()>(&mut connection)
                     .map_err(other)?;
-                Ok(committed.is_some())
+                Ok(true)
             }
         }
     }
