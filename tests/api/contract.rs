@@ -22,10 +22,8 @@ pub struct Contract {
 pub fn contract() -> &'static Contract {
     static CONTRACT: OnceLock<Contract> = OnceLock::new();
     CONTRACT.get_or_init(|| {
-        let text = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.yaml"),
-        )
-        .expect("openapi.yaml is readable");
+        let text = std::fs::read_to_string(project_root().join("openapi.yaml"))
+            .expect("openapi.yaml is readable");
         Contract {
             document: serde_yaml_ng::from_str(&text).expect("openapi.yaml parses"),
             validators: Mutex::default(),

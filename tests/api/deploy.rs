@@ -7,8 +7,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 fn project_file(path: &str) -> String {
-    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path))
-        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    std::fs::read_to_string(project_root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// `spin.toml`'s application variables: name and whether it is secret.
@@ -52,11 +51,9 @@ fn the_redis_runtime_config_puts_the_default_store_on_redis() {
     let stores = config["key_value_store"]
         .as_table()
         .expect("key-value stores");
-    let manifest = testhost::ComponentSpec::load(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("spin.toml"),
-        &Default::default(),
-    )
-    .expect("spin.toml loads");
+    let manifest =
+        testhost::ComponentSpec::load(&project_root().join("spin.toml"), &Default::default())
+            .expect("spin.toml loads");
     for label in &manifest.key_value_stores {
         let store = &stores[label.as_str()];
         assert_eq!(store["type"].as_str(), Some("redis"), "{label}");

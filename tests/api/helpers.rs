@@ -29,7 +29,8 @@ pub const WRITE_SCOPE: &str = "merge_request:write";
 /// The code every seeded verification was issued with.
 pub const SEEDED_CODE: &str = "424242";
 
-fn project_root() -> &'static Path {
+/// The repository's root: where `spin.toml`, `openapi.yaml` and `deploy/` are.
+pub fn project_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
